@@ -1,0 +1,44 @@
+use portico_domain::events::DecodeError;
+use portico_domain::streams::StreamId;
+use uuid::Uuid;
+
+use crate::types::ExpectedVersion;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A stream was not at the expected version; nothing of the append was stored.
+    #[error("stream {stream} was expected at {expected} but is at {}", actual.map_or("no stream".to_owned(), |v| format!("version {v}")))]
+    Conflict {
+        stream: StreamId,
+        expected: ExpectedVersion,
+        actual: Option<i64>,
+    },
+    /// The event id is already stored with different content (or in another append).
+    #[error("event id {event_id} is already stored with different content")]
+    EventIdReused { event_id: Uuid },
+    /// The append itself is malformed (no events, a stream named twice, ...).
+    #[error("invalid append: {0}")]
+    InvalidAppend(&'static str),
+    #[error("a stored event cannot be read: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("a stored envelope is corrupt: {0}")]
+    Corrupt(String),
+    /// The database cannot be reached right now; the caller may retry later.
+    #[error("the event store is unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("event store database error: {0}")]
+    Database(#[source] sqlx::Error),
+    #[error("event store migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Unavailable(e)
+            }
+            other => StoreError::Database(other),
+        }
+    }
+}
