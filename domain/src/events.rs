@@ -123,6 +123,7 @@ pub enum Event {
         reason: String,
     },
     PaymentSubmitted {
+        firm_id: FirmId,
         invoice_id: InvoiceId,
         client_id: ClientId,
         payment_id: PaymentId,
@@ -140,6 +141,8 @@ pub enum Event {
     PaymentFailed {
         invoice_id: InvoiceId,
         payment_id: PaymentId,
+        /// The amount that was not charged, which is free to pay again.
+        amount: Money,
         reason: String,
     },
     PaymentRefunded {

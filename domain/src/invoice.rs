@@ -307,6 +307,7 @@ impl Invoice {
         })?;
         Ok(vec![
             Event::PaymentSubmitted {
+                firm_id: issued.firm_id,
                 invoice_id: issued.id,
                 client_id: issued.client_id,
                 payment_id,
@@ -349,10 +350,11 @@ impl Invoice {
 
     /// The gateway reports the charge was declined; the amount is free to pay again.
     pub fn fail(&self, payment_id: PaymentId, reason: String) -> DomainResult<Vec<Event>> {
-        let (issued, _) = self.pending_payment(payment_id)?;
+        let (issued, payment) = self.pending_payment(payment_id)?;
         Ok(vec![Event::PaymentFailed {
             invoice_id: issued.id,
             payment_id,
+            amount: payment.amount,
             reason,
         }])
     }

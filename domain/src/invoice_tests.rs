@@ -50,6 +50,24 @@ impl Setup {
         }
     }
 
+    fn submitted(
+        &self,
+        invoice: InvoiceId,
+        payment: PaymentId,
+        submission: SubmissionId,
+        amount: &str,
+    ) -> Event {
+        Event::PaymentSubmitted {
+            firm_id: self.firm,
+            invoice_id: invoice,
+            client_id: self.client,
+            payment_id: payment,
+            submission_id: submission,
+            amount: usd(amount),
+            method: "card".into(),
+        }
+    }
+
     fn firm(&self) -> Firm {
         Firm::replay(&[firm_registered(self.firm)])
     }
@@ -78,23 +96,6 @@ impl Setup {
 
 fn date(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap()
-}
-
-fn submitted(
-    invoice: InvoiceId,
-    client: ClientId,
-    payment: PaymentId,
-    submission: SubmissionId,
-    amount: &str,
-) -> Event {
-    Event::PaymentSubmitted {
-        invoice_id: invoice,
-        client_id: client,
-        payment_id: payment,
-        submission_id: submission,
-        amount: usd(amount),
-        method: "card".into(),
-    }
 }
 
 fn pay_one(s: &Setup, invoice: &Invoice, amount: Money) -> Result<Vec<Event>, DomainError> {
@@ -199,13 +200,13 @@ fn a_payment_never_exceeds_the_balance_left_after_settled_and_pending_payments()
     let (p1, p2) = (PaymentId::new(), PaymentId::new());
     let history = [
         s.issued(i, "100.00"),
-        submitted(i, s.client, p1, SubmissionId::new(), "30.00"),
+        s.submitted(i, p1, SubmissionId::new(), "30.00"),
         Event::PaymentSettled {
             invoice_id: i,
             payment_id: p1,
             amount: usd("30.00"),
         },
-        submitted(i, s.client, p2, SubmissionId::new(), "50.00"),
+        s.submitted(i, p2, SubmissionId::new(), "50.00"),
     ];
     let invoice = Invoice::replay(&history);
     assert_eq!(invoice.balance(), Some(usd("70.00")));
@@ -229,14 +230,14 @@ fn a_failed_payment_frees_its_amount_and_a_refund_owes_again() {
     let (p1, p2) = (PaymentId::new(), PaymentId::new());
     let mut history = vec![
         s.issued(i, "100.00"),
-        submitted(i, s.client, p1, SubmissionId::new(), "100.00"),
+        s.submitted(i, p1, SubmissionId::new(), "100.00"),
     ];
     let invoice = Invoice::replay(&history);
     history.extend(invoice.fail(p1, "card declined".into()).unwrap());
     let invoice = Invoice::replay(&history);
     assert_eq!(invoice.available(), Some(usd("100.00")));
 
-    history.push(submitted(i, s.client, p2, SubmissionId::new(), "100.00"));
+    history.push(s.submitted(i, p2, SubmissionId::new(), "100.00"));
     history.extend(Invoice::replay(&history).settle(p2).unwrap());
     let invoice = Invoice::replay(&history);
     assert_eq!(invoice.status(date(2026, 3, 2)), Some(InvoiceStatus::Paid));
@@ -262,7 +263,7 @@ fn a_paid_or_voided_invoice_takes_no_payment() {
     let p = PaymentId::new();
     let paid = Invoice::replay(&[
         s.issued(i, "10.00"),
-        submitted(i, s.client, p, SubmissionId::new(), "10.00"),
+        s.submitted(i, p, SubmissionId::new(), "10.00"),
         Event::PaymentSettled {
             invoice_id: i,
             payment_id: p,
@@ -299,7 +300,7 @@ fn an_invoice_with_money_on_it_cannot_be_voided() {
     let i = InvoiceId::new();
     given::<Invoice>(&[
         s.issued(i, "10.00"),
-        submitted(i, s.client, PaymentId::new(), SubmissionId::new(), "5.00"),
+        s.submitted(i, PaymentId::new(), SubmissionId::new(), "5.00"),
     ])
     .when(|inv| inv.void(&Scope::Firm(s.firm), "oops".into()))
     .then_error(DomainError::CannotVoid("a payment is awaiting settlement"));
@@ -325,7 +326,7 @@ fn status_is_derived_from_balance_and_today() {
     // A pending payment does not change the status.
     let pending = Invoice::replay(&[
         s.issued(i, "10.00"),
-        submitted(i, s.client, PaymentId::new(), SubmissionId::new(), "10.00"),
+        s.submitted(i, PaymentId::new(), SubmissionId::new(), "10.00"),
     ]);
     assert_eq!(
         pending.status(date(2026, 4, 1)),
@@ -341,7 +342,7 @@ fn settling_or_failing_twice_is_refused() {
     let p = PaymentId::new();
     let settled = [
         s.issued(i, "10.00"),
-        submitted(i, s.client, p, SubmissionId::new(), "10.00"),
+        s.submitted(i, p, SubmissionId::new(), "10.00"),
         Event::PaymentSettled {
             invoice_id: i,
             payment_id: p,
@@ -394,7 +395,7 @@ fn a_bulk_submission_is_all_or_nothing_and_names_every_invoice_at_stake() {
     let pa = PaymentId::new();
     let inv_a = Invoice::replay(&[
         s.issued(a, "100.00"),
-        submitted(a, s.client, pa, SubmissionId::new(), "100.00"),
+        s.submitted(a, pa, SubmissionId::new(), "100.00"),
     ]);
     let inv_b = Invoice::replay(&[s.issued(b, "100.00")]);
     let inv_c = Invoice::replay(&[s.issued(c, "50.00")]);

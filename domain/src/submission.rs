@@ -77,6 +77,7 @@ pub fn submit(
         .iter()
         .zip(issued)
         .map(|(line, invoice)| Event::PaymentSubmitted {
+            firm_id: invoice.firm_id,
             invoice_id: invoice.id,
             client_id: invoice.client_id,
             payment_id: line.payment_id,

@@ -128,6 +128,7 @@ fn samples() -> Vec<Event> {
             reason: "issued in error".into(),
         },
         Event::PaymentSubmitted {
+            firm_id,
             invoice_id,
             client_id,
             payment_id,
@@ -143,6 +144,7 @@ fn samples() -> Vec<Event> {
         Event::PaymentFailed {
             invoice_id,
             payment_id,
+            amount: usd("1250.00"),
             reason: "card declined".into(),
         },
         Event::PaymentRefunded {

@@ -16,10 +16,13 @@ use chrono::{DateTime, Utc};
 use portico_domain::streams::StreamId;
 use tokio::sync::watch;
 
+mod append;
 pub mod command;
 mod error;
 pub mod hash;
+pub mod postgres;
 pub mod sqlite;
+pub mod testing;
 mod types;
 
 pub use error::StoreError;

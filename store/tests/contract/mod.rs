@@ -69,6 +69,20 @@ pub fn to(stream: &StreamId, expected: ExpectedVersion, events: Vec<NewEvent>) -
     }
 }
 
+/// A stored payload with one digit changed: what an intruder with SQL access might do.
+pub fn bump_first_digit(data: &str) -> String {
+    let at = data
+        .find(|c: char| c.is_ascii_digit())
+        .expect("the payload has a digit");
+    let mut bytes = data.as_bytes().to_vec();
+    bytes[at] = if bytes[at] == b'9' {
+        b'8'
+    } else {
+        bytes[at] + 1
+    };
+    String::from_utf8(bytes).unwrap()
+}
+
 async fn fresh<H: Harness>(h: &H) -> H::Store {
     h.fresh(Arc::new(SystemClock)).await
 }
@@ -492,6 +506,78 @@ pub async fn concurrent_appends_lose_nothing_and_duplicate_nothing<H: Harness>(h
         );
     }
     assert!(verify_all(&store).await.unwrap().0.is_empty());
+}
+
+/// Writers append concurrently while a reader tails `$all` by position, as projectors do.
+/// A commit that becomes visible after a higher position was read would be skipped for
+/// good; the reader must see every acknowledged event exactly once, in position order.
+pub async fn a_tailing_reader_sees_every_event_once_in_order<H: Harness>(h: &H) {
+    const WRITERS: usize = 8;
+    const APPENDS: usize = 40;
+    let store = fresh(h).await;
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (store, done) = (store.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut after = 0;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            loop {
+                let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+                let page = store.read_all(after, 50).await.unwrap();
+                for e in &page {
+                    seen.push((e.global_position, e.event_id));
+                    after = e.global_position;
+                }
+                if page.is_empty() {
+                    if finished {
+                        return seen;
+                    }
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "the reader never caught up"
+                    );
+                    tokio::task::yield_now().await;
+                }
+            }
+        })
+    };
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for i in 0..APPENDS {
+                    // One stream per writer: this test is about $all, not stream conflicts.
+                    let s = StreamId::from_stored(format!("tail-{w}"));
+                    let e = ev(i64::try_from(w * 1000 + i).unwrap());
+                    ids.push(e.event_id);
+                    store
+                        .append(vec![to(&s, ExpectedVersion::Any, vec![e])])
+                        .await
+                        .unwrap();
+                }
+                ids
+            })
+        })
+        .collect();
+    let mut acknowledged = HashSet::new();
+    for w in writers {
+        acknowledged.extend(w.await.unwrap());
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let seen = reader.await.unwrap();
+    assert!(
+        seen.windows(2).all(|w| w[0].0 < w[1].0),
+        "positions out of order"
+    );
+    let seen_ids: Vec<Uuid> = seen.iter().map(|(_, id)| *id).collect();
+    let unique: HashSet<Uuid> = seen_ids.iter().copied().collect();
+    assert_eq!(unique.len(), seen_ids.len(), "an event was delivered twice");
+    assert_eq!(
+        unique, acknowledged,
+        "the reader missed acknowledged events"
+    );
 }
 
 pub async fn subscribers_are_told_of_commits<H: Harness>(h: &H) {
