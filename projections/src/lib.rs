@@ -1,5 +1,24 @@
-//! Portico's read models: projectors that fold `$all` into SQL tables, their checkpoints,
-//! the catch-up runner and blue/green rebuild. Built in the read-models issue; this crate
-//! holds its place in the dependency order (domain ← store ← projections ← api, replay).
+//! Portico's read models.
+//!
+//! - [`projector`]: what a projector is — a pure function from an event to SQL statements
+//!   over tables it owns — and [`projectors`], the four Portico runs: `directory` (firms,
+//!   clients, contacts), `projects` (projects and teams), `invoices` (invoices and the
+//!   per-client summary), `payments`.
+//! - [`runner`]: exactly-once batches (tables and checkpoint in one transaction), the
+//!   catch-up/live runner, and waiting for a position so a client reads its own write.
+//! - [`rebuild`]: blue/green rebuild beside the live tables, swapped in one transaction.
+//! - [`queries`]: tenant-scoped reads, with status derived from an injected "today".
+//! - [`db`]: one SQL text for SQLite and PostgreSQL.
+//! - [`simulate`]: histories generated through the domain, for tests and benchmarks.
 
-pub use portico_store as store;
+pub mod db;
+pub mod dump;
+pub mod projector;
+pub mod projectors;
+pub mod queries;
+pub mod rebuild;
+pub mod runner;
+pub mod simulate;
+
+pub use db::Db;
+pub use runner::{ProjectionError, ProjectionResult, Runner};

@@ -1,0 +1,126 @@
+//! `payments`: every payment with its invoice, client, submission, amount, status
+//! (submitted / settled / failed / refunded) and the time of each change — the history
+//! auditors and the Wallet result page read.
+
+use portico_domain::Event;
+
+use crate::db::Arg;
+use crate::projector::{stmt, Envelope, Projector, Stmt, TableDef};
+
+#[derive(Debug)]
+pub struct Payments;
+
+const TABLES: &[TableDef] = &[TableDef {
+    name: "payments",
+    columns: &[
+        "payment_id",
+        "firm_id",
+        "client_id",
+        "invoice_id",
+        "submission_id",
+        "currency",
+        "amount_minor",
+        "refunded_minor",
+        "method",
+        "status",
+        "submitted_at",
+        "settled_at",
+        "failed_at",
+        "failure_reason",
+        "refunded_at",
+        "actor",
+    ],
+    key: &["payment_id"],
+}];
+
+const DDL: &[&str] = &[
+    "CREATE TABLE {payments} (
+        payment_id TEXT PRIMARY KEY,
+        firm_id TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        invoice_id TEXT NOT NULL,
+        submission_id TEXT NOT NULL,
+        currency TEXT NOT NULL,
+        amount_minor BIGINT NOT NULL,
+        refunded_minor BIGINT NOT NULL,
+        method TEXT NOT NULL,
+        status TEXT NOT NULL,
+        submitted_at TEXT NOT NULL,
+        settled_at TEXT,
+        failed_at TEXT,
+        failure_reason TEXT,
+        refunded_at TEXT,
+        actor TEXT NOT NULL
+    )",
+    "CREATE INDEX {payments}_client ON {payments} (firm_id, client_id)",
+    "CREATE INDEX {payments}_invoice ON {payments} (invoice_id)",
+    "CREATE INDEX {payments}_submission ON {payments} (submission_id)",
+];
+
+impl Projector for Payments {
+    fn name(&self) -> &'static str {
+        "payments"
+    }
+
+    fn version(&self) -> i32 {
+        1
+    }
+
+    fn tables(&self) -> &'static [TableDef] {
+        TABLES
+    }
+
+    fn ddl(&self) -> &'static [&'static str] {
+        DDL
+    }
+
+    fn apply(&self, e: &Envelope<'_>, out: &mut Vec<Stmt>) {
+        let at = Arg::from(e.recorded_at);
+        match e.event {
+            Event::PaymentSubmitted {
+                firm_id,
+                invoice_id,
+                client_id,
+                payment_id,
+                submission_id,
+                amount,
+                method,
+            } => out.push(stmt(
+                "INSERT INTO {payments} (payment_id, firm_id, client_id, invoice_id, submission_id, currency, \
+                    amount_minor, refunded_minor, method, status, submitted_at, actor) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, 'submitted', $9, $10)",
+                vec![
+                    payment_id.to_string().into(),
+                    firm_id.to_string().into(),
+                    client_id.to_string().into(),
+                    invoice_id.to_string().into(),
+                    submission_id.to_string().into(),
+                    amount.currency().code().into(),
+                    amount.minor_units().into(),
+                    method.as_str().into(),
+                    at,
+                    e.metadata.actor.as_str().into(),
+                ],
+            )),
+            Event::PaymentSettled { payment_id, .. } => out.push(stmt(
+                "UPDATE {payments} SET status = 'settled', settled_at = $2 WHERE payment_id = $1",
+                vec![payment_id.to_string().into(), at],
+            )),
+            Event::PaymentFailed {
+                payment_id, reason, ..
+            } => out.push(stmt(
+                "UPDATE {payments} SET status = 'failed', failed_at = $2, failure_reason = $3 WHERE payment_id = $1",
+                vec![payment_id.to_string().into(), at, reason.as_str().into()],
+            )),
+            Event::PaymentRefunded {
+                payment_id, amount, ..
+            } => out.push(stmt(
+                "UPDATE {payments} SET refunded_minor = refunded_minor + $2, refunded_at = $3, \
+                    status = CASE WHEN refunded_minor + $2 >= amount_minor THEN 'refunded' ELSE status END \
+                 WHERE payment_id = $1",
+                vec![payment_id.to_string().into(), amount.minor_units().into(), at],
+            )),
+            _ => {}
+        }
+    }
+}
