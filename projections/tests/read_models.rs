@@ -309,10 +309,7 @@ async fn summary_figures_equal_a_brute_force_recomputation(env: &Env) {
                 .push(e.clone());
         }
     }
-    let invoices: Vec<Invoice> = per_invoice
-        .values()
-        .map(Invoice::replay)
-        .collect();
+    let invoices: Vec<Invoice> = per_invoice.values().map(Invoice::replay).collect();
     for today in [
         sim.today() - chrono::Duration::days(20),
         sim.today(),
