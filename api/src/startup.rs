@@ -1,42 +1,173 @@
 //! Building and running the server. Tests call [`Application::build`] with port 0 and
 //! read [`Application::port`].
 
-use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{header, HeaderValue};
 use axum::routing::get;
-use axum::{Json, Router};
-use portico_store::sqlite::SqliteEventStore;
-use portico_store::EventStore;
-use serde_json::{json, Value};
+use axum::Router;
+use portico_domain::clock::{Clock, SystemClock};
+use portico_projections::{projectors, Db, Runner};
+use rand::RngCore;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::config::ServeConfig;
+use crate::error::ApiError;
+use crate::gateway::sandbox::SandboxGateway;
+use crate::mailer::OutboxMailer;
+use crate::metrics::Metrics;
+use crate::state::{AppState, Settings};
+use crate::{firm, leader, ops, portal, wallet, webhooks};
 
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub store: Arc<dyn EventStore>,
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Portico", version = "1", description = "Billing client portal backend: firm API, portal API, Wallet, webhooks."),
+    modifiers(&Security),
+    tags(
+        (name = "firm", description = "For firms, with their API key"),
+        (name = "portal", description = "For client contacts, with their session"),
+        (name = "wallet", description = "The payment page"),
+        (name = "webhooks", description = "Payment gateway callbacks"),
+        (name = "ops", description = "Operations"),
+    )
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A firm API key"))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A portal session token (browsers: the portico_session cookie plus X-CSRF-Token)"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document, generated from the handlers' annotations.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().split_for_parts().1
+}
+
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(firm::router())
+        .merge(portal::router())
+        .merge(wallet::router())
+        .routes(routes!(webhooks::sandbox))
+        .routes(routes!(ops::projections))
 }
 
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    state: AppState,
+    shutdown: watch::Sender<bool>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
+    } else {
+        addr
+    }
 }
 
 impl Application {
     pub async fn build(config: &ServeConfig) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    pub async fn build_with_clock(
+        config: &ServeConfig,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)?;
-        let store = SqliteEventStore::open(&config.database_path()).await?;
-        let state = AppState {
-            store: Arc::new(store),
-        };
+        let db = Db::connect(&config.database_target()).await?;
+        let store = db.event_store().await?;
         let listener = TcpListener::bind(config.listen).await?;
+        let own = reachable(listener.local_addr()?);
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{own}"))
+            .trim_end_matches('/')
+            .to_owned();
+        let webhook_secret = match &config.webhook_secret {
+            Some(s) => s.as_bytes().to_vec(),
+            None => {
+                let mut bytes = vec![0u8; 32];
+                rand::rngs::OsRng.fill_bytes(&mut bytes);
+                bytes
+            }
+        };
+        let settings = Settings {
+            public_url,
+            secure_cookies: config.secure_cookies,
+            webhook_secret: webhook_secret.clone(),
+            session_idle: chrono::Duration::minutes(config.session_idle_minutes.max(1)),
+            session_absolute: chrono::Duration::hours(config.session_absolute_hours.max(1)),
+        };
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let runner = Arc::new(Runner::new(db.clone(), store.clone(), projectors::all()));
+        let (leader, leader_task) = leader::spawn(db.clone(), runner.clone(), shutdown_rx.clone());
+        let sandbox = Arc::new(SandboxGateway::new(
+            db.clone(),
+            format!("http://{own}/v1/webhooks/sandbox"),
+            webhook_secret,
+            Duration::from_millis(config.sandbox_settle_delay_ms),
+            clock.clone(),
+        ));
+        let deliveries = {
+            let sandbox = sandbox.clone();
+            let stop = shutdown_rx.clone();
+            tokio::spawn(async move { sandbox.run_deliveries(leader::stopped(stop)).await })
+        };
+        let state = AppState {
+            db,
+            store,
+            clock,
+            runner,
+            leader,
+            mailer: Arc::new(OutboxMailer::new(config.data_dir.join("outbox"))),
+            gateway: sandbox,
+            metrics: Arc::new(Metrics::new()),
+            settings: Arc::new(settings),
+        };
+        let router = router(state.clone(), config.max_body_bytes);
         Ok(Self {
             listener,
-            router: router(state),
+            router,
+            state,
+            shutdown,
+            background: vec![leader_task, deliveries],
         })
     }
 
@@ -44,42 +175,78 @@ impl Application {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
-    /// Serves until `shutdown` resolves, then finishes the requests in flight.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then finishes the requests in flight and stops the
+    /// projector runner and the gateway's webhook deliveries.
     pub async fn run_until(
         self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        tracing::info!(port = self.port(), "portico listening");
-        axum::serve(self.listener, self.router)
+        tracing::info!(port = self.port(), url = %self.state.settings.public_url, "portico listening");
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
-            .await
-    }
-}
-
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .with_state(state)
-}
-
-async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
-}
-
-/// Ready when the event store answers.
-async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    match state.store.head().await {
-        Ok(head) => (
-            StatusCode::OK,
-            Json(json!({ "status": "ready", "head": head })),
-        ),
-        Err(e) => {
-            tracing::warn!(error = %e, "event store not reachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "store": "unreachable" })),
-            )
+            .await;
+        self.shutdown.send_replace(true);
+        for task in self.background {
+            let _ = task.await;
         }
+        served
     }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("route")
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{} is not allowed here", request.method()))
+}
+
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let (api, document) = api_routes().split_for_parts();
+    let document = Arc::new(document);
+    api.route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/demo/logo.svg", get(ops::demo_logo))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move { axum::Json(document.as_ref().clone()) }
+            }),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::track,
+        ))
+        .layer(
+            // The span names the route template, never the raw path: paths can carry tokens.
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let route = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or("unmatched", |p| p.as_str());
+                tracing::info_span!("request", method = %request.method(), route = %route)
+            }),
+        )
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .with_state(state)
 }

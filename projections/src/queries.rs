@@ -28,7 +28,7 @@ pub struct FirmScope {
     pub firm_id: FirmId,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InvoiceStatus {
     Open,
@@ -39,7 +39,7 @@ pub enum InvoiceStatus {
 }
 
 /// The invoice shape portal frontends rely on (DESIGN.md), plus a few fields.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct InvoiceView {
     pub id: String,
     pub number: String,
@@ -204,14 +204,14 @@ pub async fn firm_invoice(
     Ok(row.map(|r| r.view(today)))
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CurrencyAmount {
     pub currency: String,
     pub amount: String,
 }
 
 /// The summary shape portal frontends rely on.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Summary {
     pub total_invoices: i64,
     pub unpaid_count: i64,
@@ -268,7 +268,7 @@ pub async fn client_summary(
     })
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ProjectView {
     #[sqlx(rename = "project_id")]
     pub id: String,
@@ -284,7 +284,7 @@ pub async fn client_projects(db: &Db, scope: &ClientScope) -> ProjectionResult<V
         .await?)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TeamMemberView {
     pub member_id: String,
     pub name: String,
@@ -340,7 +340,7 @@ pub async fn client_team(
     Ok(list.into_iter().map(|(_, m)| m).collect())
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct FirmView {
     #[sqlx(rename = "firm_id")]
     pub id: String,
@@ -359,7 +359,7 @@ pub async fn firm(db: &Db, scope: &FirmScope) -> ProjectionResult<Option<FirmVie
         .await?)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct ContactView {
     pub contact_id: String,
     pub firm_id: String,
@@ -407,7 +407,7 @@ pub async fn contact_by_email(
         .await?)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct PaymentView {
     pub payment_id: String,
     pub invoice_id: String,
@@ -522,4 +522,82 @@ pub async fn firm_payments(
         )
         .await?;
     Ok(rows.into_iter().map(PaymentView::from).collect())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct ClientView {
+    #[sqlx(rename = "client_id")]
+    pub id: String,
+    pub name: String,
+}
+
+pub async fn firm_clients(db: &Db, scope: &FirmScope) -> ProjectionResult<Vec<ClientView>> {
+    Ok(db
+        .fetch_all(
+            "SELECT client_id, name FROM clients WHERE firm_id = $1 ORDER BY name, client_id",
+            &[text(scope.firm_id)],
+        )
+        .await?)
+}
+
+pub async fn firm_client(
+    db: &Db,
+    scope: &FirmScope,
+    client_id: ClientId,
+) -> ProjectionResult<Option<ClientView>> {
+    Ok(db
+        .fetch_optional(
+            "SELECT client_id, name FROM clients WHERE firm_id = $1 AND client_id = $2",
+            &[text(scope.firm_id), text(client_id)],
+        )
+        .await?)
+}
+
+pub async fn firm_contacts(db: &Db, scope: &FirmScope) -> ProjectionResult<Vec<ContactView>> {
+    Ok(db
+        .fetch_all(
+            &format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE firm_id = $1 ORDER BY name, contact_id"),
+            &[text(scope.firm_id)],
+        )
+        .await?)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct FirmProjectView {
+    #[sqlx(rename = "project_id")]
+    pub id: String,
+    pub client_id: String,
+    pub name: String,
+}
+
+pub async fn firm_projects(db: &Db, scope: &FirmScope) -> ProjectionResult<Vec<FirmProjectView>> {
+    Ok(db
+        .fetch_all(
+            "SELECT project_id, client_id, name FROM projects WHERE firm_id = $1 ORDER BY name, project_id",
+            &[text(scope.firm_id)],
+        )
+        .await?)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct ProjectMemberView {
+    pub member_id: String,
+    pub name: String,
+    pub role: String,
+    pub email: String,
+}
+
+/// A project's team, if the project is the firm's.
+pub async fn firm_project_team(
+    db: &Db,
+    scope: &FirmScope,
+    project_id: ProjectId,
+) -> ProjectionResult<Vec<ProjectMemberView>> {
+    Ok(db
+        .fetch_all(
+            "SELECT member_id, name, role, email FROM project_team WHERE firm_id = $1 AND project_id = $2 \
+             ORDER BY assigned_at, member_id",
+            &[text(scope.firm_id), text(project_id)],
+        )
+        .await?)
 }

@@ -1,22 +1,70 @@
-use crate::helpers::spawn_app;
+use crate::helpers::{json_ok, spawn_app};
 
 #[tokio::test]
 async fn a_fresh_server_is_healthy_and_ready() {
     let app = spawn_app().await;
-    let health = app
-        .client
-        .get(format!("{}/healthz", app.address))
-        .send()
-        .await
-        .unwrap();
+    let health = app.http.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
-    let ready = app
-        .client
-        .get(format!("{}/readyz", app.address))
+    let ready = json_ok(app.http.get(app.url("/readyz")).send().await.unwrap(), 200).await;
+    assert_eq!(ready["status"], "ready");
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_generated_from_the_routes() {
+    let app = spawn_app().await;
+    let doc = json_ok(
+        app.http.get(app.url("/openapi.json")).send().await.unwrap(),
+        200,
+    )
+    .await;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in [
+        "/v1/firm/invoices",
+        "/v1/portal/invites/{token}",
+        "/v1/portal/dashboard",
+        "/v1/portal/invoices",
+        "/v1/portal/checkouts",
+        "/v1/wallet/checkouts/{checkout_id}/submit",
+        "/v1/webhooks/sandbox",
+    ] {
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} is missing from /openapi.json"
+        );
+    }
+    assert!(doc["components"]["schemas"].get("InvoiceView").is_some());
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_and_report_projection_lag() {
+    let app = spawn_app().await;
+    app.http.get(app.url("/healthz")).send().await.unwrap();
+    app.http
+        .get(app.url("/v1/firm/invoices"))
         .send()
         .await
         .unwrap();
-    assert_eq!(ready.status(), 200);
-    let body: serde_json::Value = ready.json().await.unwrap();
-    assert_eq!(body["status"], "ready");
+    let text = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("portico_http_requests_total{method=\"GET\",route=\"/v1/firm/invoices\",status=\"401\"} 1"), "{text}");
+    assert!(text.contains("portico_projection_lag_events"));
+    assert!(text.contains("portico_http_request_duration_seconds_bucket"));
+    let status = json_ok(
+        app.http
+            .get(app.url("/v1/ops/projections"))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(status["projections"].as_array().unwrap().len(), 4);
+    assert_eq!(status["leader"], true);
 }

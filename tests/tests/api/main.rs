@@ -2,5 +2,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
+mod bad_input;
 mod health;
 mod helpers;
+mod invites_and_login;
+mod journey;
+mod payments;
+mod tenancy;
+mod world;

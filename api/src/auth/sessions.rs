@@ -1,0 +1,255 @@
+//! Portal sessions: an opaque random token, stored hashed, carried in an HttpOnly cookie
+//! (browsers) or as a bearer token (API clients). Sessions expire after an idle period and
+//! at an absolute limit, and a new token is minted at every login and password change,
+//! so a token obtained before login is worthless after it.
+//!
+//! Writes authenticated by the cookie must also carry the session's `X-CSRF-Token`, which
+//! the login response hands to the page; another site can make the browser send the
+//! cookie but cannot read the token.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, Method};
+use chrono::{DateTime, Utc};
+use portico_domain::ids::{ClientId, ContactId, FirmId};
+use portico_domain::secrets::SecretToken;
+use portico_domain::Scope;
+use portico_projections::queries::ClientScope;
+use portico_store::hash::format_instant;
+use serde::Serialize;
+
+use crate::auth::{bearer, new_token, same_secret};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+pub const COOKIE: &str = "portico_session";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// What a login hands back: the token (also set as a cookie) and the CSRF token.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionGrant {
+    /// Bearer token for API clients. Browsers use the HttpOnly cookie instead.
+    pub token: String,
+    /// Send as `X-CSRF-Token` on writes authenticated by the cookie.
+    pub csrf_token: String,
+    pub expires_at: String,
+    pub contact_id: String,
+    pub firm_id: String,
+    pub client_id: String,
+}
+
+pub async fn create(
+    state: &AppState,
+    contact_id: ContactId,
+    firm_id: FirmId,
+    client_id: ClientId,
+) -> ApiResult<(SessionGrant, SecretToken)> {
+    let token = new_token();
+    let csrf = new_token().expose();
+    let now = state.clock.now();
+    let absolute = now + state.settings.session_absolute;
+    let idle = (now + state.settings.session_idle).min(absolute);
+    state
+        .db
+        .execute(
+            "INSERT INTO sessions (token_hash, contact_id, firm_id, client_id, csrf_token, created_at, \
+             last_seen_at, idle_expires_at, absolute_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8)",
+            &[
+                token.hash().to_hex().into(),
+                contact_id.to_string().into(),
+                firm_id.to_string().into(),
+                client_id.to_string().into(),
+                csrf.clone().into(),
+                format_instant(now).into(),
+                format_instant(idle).into(),
+                format_instant(absolute).into(),
+            ],
+        )
+        .await?;
+    Ok((
+        SessionGrant {
+            token: token.expose(),
+            csrf_token: csrf,
+            expires_at: format_instant(absolute),
+            contact_id: contact_id.to_string(),
+            firm_id: firm_id.to_string(),
+            client_id: client_id.to_string(),
+        },
+        token,
+    ))
+}
+
+/// Ends every session of a contact (password change, deactivation).
+pub async fn end_all(state: &AppState, contact_id: ContactId) -> ApiResult<()> {
+    state
+        .db
+        .execute(
+            "DELETE FROM sessions WHERE contact_id = $1",
+            &[contact_id.to_string().into()],
+        )
+        .await?;
+    Ok(())
+}
+
+/// `Set-Cookie` for a new session, or (with `None`) one that clears it.
+pub fn cookie(state: &AppState, token: Option<&SecretToken>) -> HeaderValue {
+    let secure = if state.settings.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    let value = match token {
+        Some(t) => format!(
+            "{COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
+            t.expose(),
+            state.settings.session_absolute.num_seconds()
+        ),
+        None => format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
+    };
+    // Built from hex and fixed ASCII only.
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// A request authenticated by a portal session.
+#[derive(Debug, Clone)]
+pub struct PortalSession {
+    pub contact_id: ContactId,
+    pub firm_id: FirmId,
+    pub client_id: ClientId,
+    pub token_hash: String,
+}
+
+impl PortalSession {
+    pub fn client_scope(&self) -> ClientScope {
+        ClientScope {
+            firm_id: self.firm_id,
+            client_id: self.client_id,
+        }
+    }
+
+    pub fn scope(&self) -> Scope {
+        Scope::Client {
+            firm_id: self.firm_id,
+            client_id: self.client_id,
+        }
+    }
+
+    pub fn actor(&self) -> String {
+        format!("contact:{}", self.contact_id)
+    }
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct SessionRow {
+    contact_id: String,
+    firm_id: String,
+    client_id: String,
+    csrf_token: String,
+    last_seen_at: String,
+    idle_expires_at: String,
+    absolute_expires_at: String,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct Active {
+    active: i64,
+}
+
+fn instant(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn cookie_token(parts: &Parts) -> Option<String> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            pair.trim()
+                .strip_prefix(&format!("{COOKIE}="))
+                .map(str::to_owned)
+        })
+}
+
+impl FromRequestParts<AppState> for PortalSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let (presented, via_cookie) = match bearer(&parts.headers) {
+            Some(t) => (t.to_owned(), false),
+            None => (cookie_token(parts).ok_or(ApiError::Unauthorized)?, true),
+        };
+        let token = SecretToken::parse(&presented).map_err(|_| ApiError::Unauthorized)?;
+        let hash = token.hash().to_hex();
+        let row: SessionRow = state
+            .db
+            .fetch_optional(
+                "SELECT contact_id, firm_id, client_id, csrf_token, last_seen_at, idle_expires_at, \
+                 absolute_expires_at FROM sessions WHERE token_hash = $1",
+                &[hash.clone().into()],
+            )
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        let now = state.clock.now();
+        let (Some(idle), Some(absolute)) = (
+            instant(&row.idle_expires_at),
+            instant(&row.absolute_expires_at),
+        ) else {
+            return Err(ApiError::Unauthorized);
+        };
+        if now >= idle || now >= absolute {
+            state
+                .db
+                .execute("DELETE FROM sessions WHERE token_hash = $1", &[hash.into()])
+                .await?;
+            return Err(ApiError::Unauthorized);
+        }
+        let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if via_cookie && !safe {
+            let sent = parts
+                .headers
+                .get(CSRF_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            if !same_secret(sent, &row.csrf_token) {
+                return Err(ApiError::Csrf);
+            }
+        }
+        let active: Option<Active> = state
+            .db
+            .fetch_optional(
+                "SELECT active FROM contacts WHERE contact_id = $1",
+                &[row.contact_id.clone().into()],
+            )
+            .await?;
+        if active.is_some_and(|a| a.active == 0) {
+            return Err(ApiError::Unauthorized);
+        }
+        // Slide the idle window, at most once a minute per session.
+        if instant(&row.last_seen_at).is_none_or(|seen| now - seen > chrono::Duration::seconds(60))
+        {
+            let next_idle = (now + state.settings.session_idle).min(absolute);
+            state
+                .db
+                .execute(
+                    "UPDATE sessions SET last_seen_at = $2, idle_expires_at = $3 WHERE token_hash = $1",
+                    &[hash.clone().into(), format_instant(now).into(), format_instant(next_idle).into()],
+                )
+                .await?;
+        }
+        let parse_err = || ApiError::Internal("a session row holds a malformed id".into());
+        Ok(PortalSession {
+            contact_id: row.contact_id.parse().map_err(|_| parse_err())?,
+            firm_id: row.firm_id.parse().map_err(|_| parse_err())?,
+            client_id: row.client_id.parse().map_err(|_| parse_err())?,
+            token_hash: hash,
+        })
+    }
+}

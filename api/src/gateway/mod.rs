@@ -1,0 +1,54 @@
+//! Payment gateways. Each invoice of a submission is charged as its own transaction; the
+//! gateway answers at once (accepted, or declined outright) and reports the final outcome
+//! later through a signed webhook, which is what appends `PaymentSettled` or
+//! `PaymentFailed`.
+
+pub mod sandbox;
+
+use async_trait::async_trait;
+use portico_domain::ids::{InvoiceId, PaymentId};
+use portico_domain::Money;
+use serde::Deserialize;
+
+/// How the contact pays: a method type and the gateway's token for it (never a card
+/// number).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema)]
+pub struct PaymentMethod {
+    /// `card`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A gateway token; the sandbox takes `tok_succeed`, `tok_decline`, `tok_settle_later`.
+    pub token: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Charge {
+    pub payment_id: PaymentId,
+    pub invoice_id: InvoiceId,
+    pub amount: Money,
+    pub method: PaymentMethod,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChargeOutcome {
+    /// Accepted; the outcome comes by webhook.
+    Pending { reference: String },
+    /// Refused outright.
+    Declined { reason: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("the payment gateway is unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait PaymentGateway: Send + Sync + std::fmt::Debug {
+    /// Path segment of its webhook (`/v1/webhooks/{name}`) and part of its actor name.
+    fn name(&self) -> &'static str;
+    /// Refuses a method the gateway cannot charge, before anything is recorded.
+    fn check_method(&self, method: &PaymentMethod) -> Result<(), String>;
+    /// Charges one payment; idempotent per `payment_id`.
+    async fn charge(&self, charge: &Charge) -> Result<ChargeOutcome, GatewayError>;
+}

@@ -1,0 +1,183 @@
+//! The built-in sandbox gateway. It behaves as a real one would: it accepts a charge,
+//! keeps it in its own ledger (`sandbox_charges`), and reports the outcome by POSTing a
+//! signed webhook to Portico's webhook endpoint, retrying until it is acknowledged.
+//!
+//! Test tokens: `tok_succeed` (settles at once), `tok_decline` (fails at once),
+//! `tok_settle_later` (settles after the configured delay).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use portico_domain::clock::Clock;
+use portico_projections::Db;
+use portico_store::hash::format_instant;
+use tokio::sync::Notify;
+
+use super::{Charge, ChargeOutcome, GatewayError, PaymentGateway, PaymentMethod};
+use crate::webhooks::{sign, WebhookEvent, SIGNATURE_HEADER};
+
+pub const TOKENS: &[&str] = &["tok_succeed", "tok_decline", "tok_settle_later"];
+
+#[derive(Debug, Clone)]
+pub struct SandboxGateway {
+    db: Db,
+    webhook_url: String,
+    secret: Arc<Vec<u8>>,
+    settle_delay: Duration,
+    clock: Arc<dyn Clock>,
+    wake: Arc<Notify>,
+    http: reqwest::Client,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct Due {
+    reference: String,
+    payment_id: String,
+    invoice_id: String,
+    outcome: String,
+    attempts: i64,
+}
+
+impl SandboxGateway {
+    pub fn new(
+        db: Db,
+        webhook_url: String,
+        secret: Vec<u8>,
+        settle_delay: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            db,
+            webhook_url,
+            secret: Arc::new(secret),
+            settle_delay,
+            clock,
+            wake: Arc::new(Notify::new()),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Delivers owed webhooks until `shutdown` resolves.
+    pub async fn run_deliveries(&self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            if let Err(e) = self.deliver_due().await {
+                tracing::warn!(error = %e, "sandbox webhook delivery failed; will retry");
+            }
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(Duration::from_millis(100)) => {}
+            }
+        }
+    }
+
+    async fn deliver_due(&self) -> Result<(), sqlx::Error> {
+        let now = format_instant(self.clock.now());
+        let due: Vec<Due> = self
+            .db
+            .fetch_all(
+                "SELECT reference, payment_id, invoice_id, outcome, attempts FROM sandbox_charges \
+                 WHERE delivered_at IS NULL AND deliver_after <= $1 ORDER BY deliver_after LIMIT 50",
+                &[now.clone().into()],
+            )
+            .await?;
+        for charge in due {
+            let event = WebhookEvent {
+                kind: format!("charge.{}", charge.outcome),
+                reference: charge.reference.clone(),
+                payment_id: charge.payment_id,
+                invoice_id: charge.invoice_id,
+                reason: (charge.outcome == "failed").then(|| "card declined (sandbox)".to_owned()),
+            };
+            let body = serde_json::to_vec(&event).unwrap_or_default();
+            let signature = sign(&self.secret, self.clock.now().timestamp(), &body);
+            let sent = self
+                .http
+                .post(&self.webhook_url)
+                .header(SIGNATURE_HEADER, signature)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await;
+            match sent {
+                Ok(r) if r.status().is_success() => {
+                    self.db
+                        .execute(
+                            "UPDATE sandbox_charges SET delivered_at = $2, attempts = attempts + 1 WHERE reference = $1",
+                            &[charge.reference.into(), format_instant(self.clock.now()).into()],
+                        )
+                        .await?;
+                }
+                other => {
+                    let status = other
+                        .map(|r| r.status().to_string())
+                        .unwrap_or_else(|e| e.to_string());
+                    tracing::warn!(%status, reference = %charge.reference, "webhook not acknowledged; retrying later");
+                    let wait = chrono::Duration::seconds(1 << charge.attempts.clamp(0, 6));
+                    self.db
+                        .execute(
+                            "UPDATE sandbox_charges SET attempts = attempts + 1, deliver_after = $2 WHERE reference = $1",
+                            &[charge.reference.into(), format_instant(self.clock.now() + wait).into()],
+                        )
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl PaymentGateway for SandboxGateway {
+    fn name(&self) -> &'static str {
+        "sandbox"
+    }
+
+    fn check_method(&self, method: &PaymentMethod) -> Result<(), String> {
+        if method.kind != "card" {
+            return Err(format!(
+                "the sandbox takes payment method type `card`, not `{}`",
+                method.kind
+            ));
+        }
+        if !TOKENS.contains(&method.token.as_str()) {
+            return Err(format!(
+                "the sandbox takes the test tokens {}",
+                TOKENS.join(", ")
+            ));
+        }
+        Ok(())
+    }
+
+    async fn charge(&self, charge: &Charge) -> Result<ChargeOutcome, GatewayError> {
+        let (outcome, delay) = match charge.method.token.as_str() {
+            "tok_succeed" => ("succeeded", Duration::ZERO),
+            "tok_settle_later" => ("succeeded", self.settle_delay),
+            _ => ("failed", Duration::ZERO),
+        };
+        let reference = format!("sbx_{}", uuid::Uuid::now_v7().simple());
+        let deliver_after =
+            self.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default();
+        self.db
+            .execute(
+                "INSERT INTO sandbox_charges (reference, payment_id, invoice_id, outcome, deliver_after, attempts) \
+                 VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT (payment_id) DO NOTHING",
+                &[
+                    reference.clone().into(),
+                    charge.payment_id.to_string().into(),
+                    charge.invoice_id.to_string().into(),
+                    outcome.into(),
+                    format_instant(deliver_after).into(),
+                ],
+            )
+            .await
+            .map_err(|e| GatewayError::Unavailable(e.to_string()))?;
+        self.wake.notify_one();
+        Ok(ChargeOutcome::Pending { reference })
+    }
+}

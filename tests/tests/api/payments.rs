@@ -1,0 +1,269 @@
+//! Wallet submissions: idempotency, races, declines.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+use crate::helpers::{assert_problem, json_ok, spawn_app, Session, TestApp};
+use crate::world::world;
+
+async fn checkout(app: &TestApp, s: &Session, ids: &[&String]) -> String {
+    let c = json_ok(
+        app.post(
+            "/v1/portal/checkouts",
+            &s.token,
+            json!({ "invoice_ids": ids }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    c["id"].as_str().unwrap().to_owned()
+}
+
+async fn submit(
+    app: &TestApp,
+    s: &Session,
+    checkout: &str,
+    key: &str,
+    token: &str,
+) -> reqwest::Response {
+    app.http
+        .post(app.url(&format!("/v1/wallet/checkouts/{checkout}/submit")))
+        .bearer_auth(&s.token)
+        .header("idempotency-key", key)
+        .json(&json!({ "payment_method": { "type": "card", "token": token } }))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkout_lists_each_invoice_at_its_balance_and_totals_them() {
+    let app = spawn_app().await;
+    let w = world(&app, "Acme", "ann@client.example").await;
+    let s = app.activate(&w.email).await;
+    let c = json_ok(
+        app.post(
+            "/v1/portal/checkouts",
+            &s.token,
+            json!({ "invoice_ids": [w.invoices["INV-1"], w.invoices["INV-2"]], "min_position": w.position }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(c["currency"], "USD");
+    assert_eq!(c["total"], "300.00");
+    assert_eq!(c["lines"].as_array().unwrap().len(), 2);
+    assert!(c["wallet_url"]
+        .as_str()
+        .unwrap()
+        .ends_with(&format!("/wallet/{}", c["id"].as_str().unwrap())));
+    let shown = json_ok(
+        app.get(
+            &format!("/v1/wallet/checkouts/{}", c["id"].as_str().unwrap()),
+            &s.token,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(shown["total"], "300.00");
+    // A paid invoice cannot be checked out.
+    let paid = app
+        .post(
+            "/v1/portal/checkouts",
+            &s.token,
+            json!({ "invoice_ids": [w.invoices["INV-4"]] }),
+        )
+        .await;
+    let body = assert_problem(paid, 409, "payment-conflict").await;
+    assert_eq!(
+        body["invoices"][0]["invoice_id"],
+        w.invoices["INV-4"].as_str()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_key_and_body_replay_the_response_and_another_body_is_refused() {
+    let app = spawn_app().await;
+    let w = world(&app, "Acme", "ann@client.example").await;
+    let s = app.activate(&w.email).await;
+    let c = checkout(&app, &s, &[&w.invoices["INV-1"]]).await;
+    let key = uuid::Uuid::now_v7().to_string();
+    let first = submit(&app, &s, &c, &key, "tok_settle_later").await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.unwrap();
+    let again = submit(&app, &s, &c, &key, "tok_settle_later").await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.headers().get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(again.json::<Value>().await.unwrap(), first);
+    assert_problem(
+        submit(&app, &s, &c, &key, "tok_succeed").await,
+        422,
+        "idempotency-key-reused",
+    )
+    .await;
+    // A new key on a submitted checkout does not pay twice.
+    let other = submit(&app, &s, &c, "another-key", "tok_settle_later").await;
+    assert_problem(other, 409, "conflict").await;
+    let payments = json_ok(
+        app.get(
+            &format!(
+                "/v1/firm/payments?invoice_id={}&min_position={}",
+                w.invoices["INV-1"], first["position"]
+            ),
+            &w.firm.key,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(payments.as_array().unwrap().len(), 1);
+    // Without a key the Wallet refuses to charge.
+    let r = app
+        .http
+        .post(app.url(&format!("/v1/wallet/checkouts/{c}/submit")))
+        .bearer_auth(&s.token)
+        .json(&json!({ "payment_method": { "type": "card", "token": "tok_succeed" } }))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 422, "validation").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_concurrent_submissions_sharing_an_invoice_exactly_one_wins() {
+    let app = spawn_app().await;
+    let w = world(&app, "Acme", "ann@client.example").await;
+    let s = app.activate(&w.email).await;
+    let (a, shared, b) = (
+        &w.invoices["INV-1"],
+        &w.invoices["INV-2"],
+        &w.invoices["INV-3"],
+    );
+    let first = checkout(&app, &s, &[a, shared]).await;
+    let second = checkout(&app, &s, &[shared, b]).await;
+    let (r1, r2) = tokio::join!(
+        submit(&app, &s, &first, "k1", "tok_settle_later"),
+        submit(&app, &s, &second, "k2", "tok_settle_later")
+    );
+    let codes = [r1.status().as_u16(), r2.status().as_u16()];
+    assert!(codes.contains(&201) && codes.contains(&409), "{codes:?}");
+    let loser = if codes[0] == 409 { r1 } else { r2 };
+    let problem = assert_problem(loser, 409, "payment-conflict").await;
+    let at_stake: Vec<&str> = problem["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["invoice_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(at_stake, [shared.as_str()]);
+    let inv = json_ok(
+        app.get(
+            &format!("/v1/firm/invoices/{shared}?min_position=1"),
+            &w.firm.key,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        inv["pending"], "200.00",
+        "the shared invoice is being paid once, not twice"
+    );
+    // The loser's other invoice was left alone.
+    let untouched = if codes[0] == 409 { a } else { b };
+    let inv = json_ok(
+        app.get(&format!("/v1/firm/invoices/{untouched}"), &w.firm.key)
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(inv["payment_pending"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_card_is_reported_per_invoice_and_the_invoice_stays_unpaid() {
+    let app = spawn_app().await;
+    let w = world(&app, "Acme", "ann@client.example").await;
+    let s = app.activate(&w.email).await;
+    let c = checkout(&app, &s, &[&w.invoices["INV-3"], &w.invoices["INV-5"]]).await;
+    let sub = json_ok(submit(&app, &s, &c, "k", "tok_decline").await, 201).await;
+    let done = app
+        .settled_submission(&s, sub["submission_id"].as_str().unwrap())
+        .await;
+    assert!(done["payments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["status"] == "failed"));
+    let view = json_ok(
+        app.get("/v1/portal/invoices?status=open", &s.token).await,
+        200,
+    )
+    .await;
+    let open: Vec<&str> = view["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["number"].as_str().unwrap())
+        .collect();
+    assert!(open.contains(&"INV-3") && open.contains(&"INV-5"));
+    // An unknown test token is refused before anything is recorded.
+    let c2 = checkout(&app, &s, &[&w.invoices["INV-3"]]).await;
+    assert_problem(
+        submit(&app, &s, &c2, "k2", "tok_nope").await,
+        422,
+        "validation",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_payment_shows_beside_the_status_and_blocks_a_second_checkout() {
+    let app = spawn_app().await;
+    let w = world(&app, "Acme", "ann@client.example").await;
+    let s = app.activate(&w.email).await;
+    let c = checkout(&app, &s, &[&w.invoices["INV-2"]]).await;
+    let sub = json_ok(submit(&app, &s, &c, "k", "tok_settle_later").await, 201).await;
+    let dash = json_ok(
+        app.get(
+            &format!("/v1/portal/dashboard?min_position={}", sub["position"]),
+            &s.token,
+        )
+        .await,
+        200,
+    )
+    .await;
+    let inv = dash["unpaid_invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["number"] == "INV-2")
+        .unwrap();
+    assert_eq!(inv["status"], "past_due");
+    assert_eq!(inv["payment_pending"], true);
+    let again = app
+        .post(
+            "/v1/portal/checkouts",
+            &s.token,
+            json!({ "invoice_ids": [w.invoices["INV-2"]] }),
+        )
+        .await;
+    assert_problem(again, 409, "payment-conflict").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_without_a_valid_signature_are_refused() {
+    let app = spawn_app().await;
+    let r = app
+        .http
+        .post(app.url("/v1/webhooks/sandbox"))
+        .header("portico-signature", "t=1,v1=00")
+        .json(&json!({ "type": "charge.succeeded", "reference": "x", "payment_id": "y", "invoice_id": "z" }))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 401, "unauthorized").await;
+}
