@@ -4,12 +4,10 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{assert_problem, spawn_app};
+use crate::helpers::{assert_problem, TestApp};
 use crate::world::world;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_input_gets_a_precise_problem_and_never_a_server_error() {
-    let app = spawn_app().await;
+async fn bad_input_gets_a_precise_problem_and_never_a_server_error(app: TestApp) {
     let w = world(&app, "Acme", "ann@client.example").await;
     let key = &w.firm.key;
     let invoice = |total: serde_json::Value, number: &str| {
@@ -160,3 +158,5 @@ async fn bad_input_gets_a_precise_problem_and_never_a_server_error() {
     )
     .await;
 }
+
+crate::on_both_backends!(bad_input_gets_a_precise_problem_and_never_a_server_error,);

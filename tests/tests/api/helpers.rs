@@ -283,3 +283,26 @@ pub async fn json_ok(r: Response, status: u16) -> Value {
     assert_eq!(code, status, "{url}: {body}");
     body
 }
+
+/// Runs each listed `async fn case(app: TestApp)` twice: on SQLite, and on PostgreSQL
+/// when `PORTICO_TEST_POSTGRES_URL` is set (skipping with a reason otherwise; failing
+/// under `CI`).
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($case:ident),+ $(,)?) => {
+        mod sqlite {$(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                super::$case($crate::helpers::spawn_on($crate::helpers::Backend::Sqlite).await.unwrap()).await;
+            }
+        )+}
+        mod postgres {$(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                if let Some(app) = $crate::helpers::spawn_on($crate::helpers::Backend::Postgres).await {
+                    super::$case(app).await;
+                }
+            }
+        )+}
+    };
+}

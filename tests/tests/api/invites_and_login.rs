@@ -5,7 +5,7 @@ use chrono::Duration;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, json_ok, spawn_app, TestApp, PASSWORD};
+use crate::helpers::{assert_problem, json_ok, TestApp, PASSWORD};
 use crate::world::world;
 
 async fn accept(app: &TestApp, token: &str) -> reqwest::Response {
@@ -40,9 +40,7 @@ async fn contact_id(app: &TestApp, key: &str, email: &str) -> String {
         .to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn used_expired_revoked_and_replaced_invite_links_are_gone() {
-    let app = spawn_app().await;
+async fn used_expired_revoked_and_replaced_invite_links_are_gone(app: TestApp) {
     let w = world(&app, "Acme", "ann@client.example").await;
     let contact = contact_id(&app, &w.firm.key, &w.email).await;
 
@@ -118,9 +116,7 @@ async fn used_expired_revoked_and_replaced_invite_links_are_gone() {
     assert_problem(lookup(&app, "short").await, 404, "not-found").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn weak_or_mismatched_passwords_are_refused_and_the_link_still_works() {
-    let app = spawn_app().await;
+async fn weak_or_mismatched_passwords_are_refused_and_the_link_still_works(app: TestApp) {
     let w = world(&app, "Acme", "ann@client.example").await;
     let token = app.invite_token_for(&w.email);
     for (password, confirmation) in [
@@ -151,9 +147,7 @@ async fn login(app: &TestApp, firm_id: &str, email: &str, password: &str) -> req
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn repeated_wrong_passwords_back_off_with_one_generic_message() {
-    let app = spawn_app().await;
+async fn repeated_wrong_passwords_back_off_with_one_generic_message(app: TestApp) {
     let w = world(&app, "Acme", "ann@client.example").await;
     let s = app.activate(&w.email).await;
     let mut details = Vec::new();
@@ -200,9 +194,7 @@ async fn repeated_wrong_passwords_back_off_with_one_generic_message() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cookie_sessions_need_the_csrf_token_to_write_and_expire_when_idle() {
-    let app = spawn_app().await;
+async fn cookie_sessions_need_the_csrf_token_to_write_and_expire_when_idle(app: TestApp) {
     let w = world(&app, "Acme", "ann@client.example").await;
     let token = app.invite_token_for(&w.email);
     let r = accept(&app, &token).await;
@@ -255,9 +247,7 @@ async fn cookie_sessions_need_the_csrf_token_to_write_and_expire_when_idle() {
     assert_problem(stale, 401, "unauthorized").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn changing_the_password_ends_every_other_session() {
-    let app = spawn_app().await;
+async fn changing_the_password_ends_every_other_session(app: TestApp) {
     let w = world(&app, "Acme", "ann@client.example").await;
     let s = app.activate(&w.email).await;
     let second = json_ok(login(&app, &s.firm_id, &w.email, PASSWORD).await, 201).await;
@@ -295,9 +285,7 @@ async fn changing_the_password_ends_every_other_session() {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deactivated_contact_is_logged_out_and_cannot_log_in() {
-    let app = spawn_app().await;
+async fn a_deactivated_contact_is_logged_out_and_cannot_log_in(app: TestApp) {
     let w = world(&app, "Acme", "ann@client.example").await;
     let s = app.activate(&w.email).await;
     let contact = contact_id(&app, &w.firm.key, &w.email).await;
@@ -335,3 +323,12 @@ async fn a_deactivated_contact_is_logged_out_and_cannot_log_in() {
     )
     .await;
 }
+
+crate::on_both_backends!(
+    used_expired_revoked_and_replaced_invite_links_are_gone,
+    weak_or_mismatched_passwords_are_refused_and_the_link_still_works,
+    repeated_wrong_passwords_back_off_with_one_generic_message,
+    cookie_sessions_need_the_csrf_token_to_write_and_expire_when_idle,
+    changing_the_password_ends_every_other_session,
+    a_deactivated_contact_is_logged_out_and_cannot_log_in,
+);

@@ -3,20 +3,10 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::helpers::{json_ok, spawn_on, Backend, Session, TestApp};
+use crate::helpers::{json_ok, Session, TestApp};
 use crate::world::world;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_whole_journey_works_on_sqlite() {
-    journey(spawn_on(Backend::Sqlite).await.unwrap()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_whole_journey_works_on_postgres() {
-    if let Some(app) = spawn_on(Backend::Postgres).await {
-        journey(app).await;
-    }
-}
+crate::on_both_backends!(the_whole_journey_works);
 
 fn numbers(invoices: &Value) -> Vec<String> {
     let mut n: Vec<String> = invoices
@@ -61,7 +51,7 @@ async fn pay(
     json_ok(r, 201).await
 }
 
-async fn journey(app: TestApp) {
+async fn the_whole_journey_works(app: TestApp) {
     let w = world(&app, "Harbor & Vale", "ann@northwind.example").await;
 
     // The invite link shows the firm's name and logo and the email to pre-fill.

@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{assert_problem, json_ok, spawn_app, Session, TestApp};
+use crate::helpers::{assert_problem, json_ok, Session, TestApp};
 use crate::world::world;
 
 async fn checkout(app: &TestApp, s: &Session, ids: &[&String]) -> String {
@@ -37,9 +37,7 @@ async fn submit(
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_checkout_lists_each_invoice_at_its_balance_and_totals_them() {
-    let app = spawn_app().await;
+async fn a_checkout_lists_each_invoice_at_its_balance_and_totals_them(app: TestApp) {
     let w = world(&app, "Acme", "ann@client.example").await;
     let s = app.activate(&w.email).await;
     let c = json_ok(
@@ -84,9 +82,7 @@ async fn a_checkout_lists_each_invoice_at_its_balance_and_totals_them() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_same_key_and_body_replay_the_response_and_another_body_is_refused() {
-    let app = spawn_app().await;
+async fn the_same_key_and_body_replay_the_response_and_another_body_is_refused(app: TestApp) {
     let w = world(&app, "Acme", "ann@client.example").await;
     let s = app.activate(&w.email).await;
     let c = checkout(&app, &s, &[&w.invoices["INV-1"]]).await;
@@ -132,9 +128,7 @@ async fn the_same_key_and_body_replay_the_response_and_another_body_is_refused()
     assert_problem(r, 422, "validation").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_concurrent_submissions_sharing_an_invoice_exactly_one_wins() {
-    let app = spawn_app().await;
+async fn two_concurrent_submissions_sharing_an_invoice_exactly_one_wins(app: TestApp) {
     let w = world(&app, "Acme", "ann@client.example").await;
     let s = app.activate(&w.email).await;
     let (a, shared, b) = (
@@ -183,9 +177,7 @@ async fn two_concurrent_submissions_sharing_an_invoice_exactly_one_wins() {
     assert_eq!(inv["payment_pending"], false);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_declined_card_is_reported_per_invoice_and_the_invoice_stays_unpaid() {
-    let app = spawn_app().await;
+async fn a_declined_card_is_reported_per_invoice_and_the_invoice_stays_unpaid(app: TestApp) {
     let w = world(&app, "Acme", "ann@client.example").await;
     let s = app.activate(&w.email).await;
     let c = checkout(&app, &s, &[&w.invoices["INV-3"], &w.invoices["INV-5"]]).await;
@@ -220,9 +212,7 @@ async fn a_declined_card_is_reported_per_invoice_and_the_invoice_stays_unpaid() 
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pending_payment_shows_beside_the_status_and_blocks_a_second_checkout() {
-    let app = spawn_app().await;
+async fn a_pending_payment_shows_beside_the_status_and_blocks_a_second_checkout(app: TestApp) {
     let w = world(&app, "Acme", "ann@client.example").await;
     let s = app.activate(&w.email).await;
     let c = checkout(&app, &s, &[&w.invoices["INV-2"]]).await;
@@ -254,9 +244,7 @@ async fn a_pending_payment_shows_beside_the_status_and_blocks_a_second_checkout(
     assert_problem(again, 409, "payment-conflict").await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn webhooks_without_a_valid_signature_are_refused() {
-    let app = spawn_app().await;
+async fn webhooks_without_a_valid_signature_are_refused(app: TestApp) {
     let r = app
         .http
         .post(app.url("/v1/webhooks/sandbox"))
@@ -267,3 +255,12 @@ async fn webhooks_without_a_valid_signature_are_refused() {
         .unwrap();
     assert_problem(r, 401, "unauthorized").await;
 }
+
+crate::on_both_backends!(
+    a_checkout_lists_each_invoice_at_its_balance_and_totals_them,
+    the_same_key_and_body_replay_the_response_and_another_body_is_refused,
+    two_concurrent_submissions_sharing_an_invoice_exactly_one_wins,
+    a_declined_card_is_reported_per_invoice_and_the_invoice_stays_unpaid,
+    a_pending_payment_shows_beside_the_status_and_blocks_a_second_checkout,
+    webhooks_without_a_valid_signature_are_refused,
+);

@@ -3,12 +3,10 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{assert_problem, json_ok, spawn_app};
+use crate::helpers::{assert_problem, json_ok, TestApp};
 use crate::world::world;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_contact_gets_404_for_every_object_of_another_client() {
-    let app = spawn_app().await;
+async fn a_contact_gets_404_for_every_object_of_another_client(app: TestApp) {
     let mine = world(&app, "Acme", "ann@client.example").await;
     let theirs = world(&app, "Other Firm", "bob@elsewhere.example").await;
     let me = app.activate(&mine.email).await;
@@ -87,9 +85,7 @@ async fn a_contact_gets_404_for_every_object_of_another_client() {
         .all(|i| i["client_id"] == mine.client.as_str()));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_firm_gets_404_for_every_object_of_another_firm() {
-    let app = spawn_app().await;
+async fn a_firm_gets_404_for_every_object_of_another_firm(app: TestApp) {
     let mine = world(&app, "Acme", "ann@client.example").await;
     let theirs = world(&app, "Other Firm", "bob@elsewhere.example").await;
     let key = &mine.firm.key;
@@ -206,3 +202,8 @@ async fn a_firm_gets_404_for_every_object_of_another_firm() {
     )
     .await;
 }
+
+crate::on_both_backends!(
+    a_contact_gets_404_for_every_object_of_another_client,
+    a_firm_gets_404_for_every_object_of_another_firm,
+);
