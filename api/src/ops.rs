@@ -63,16 +63,18 @@ pub async fn projections(State(state): State<AppState>) -> ApiResult<ApiJson<Sta
     Ok(ApiJson(status(&state).await?))
 }
 
-/// Ready when the store answers and the read models are within `READY_MAX_LAG` events.
+/// Ready when the store answers and every read model exists and is within
+/// `READY_MAX_LAG` events of the head.
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
     let s = status(&state).await?;
+    let expected = state.runner.projectors();
     let live: Vec<&ProjectionStatus> = s
         .projections
         .iter()
-        .filter(|p| !p.name.contains('#'))
+        .filter(|p| expected.iter().any(|e| e.name() == p.name))
         .collect();
     let lag = live.iter().map(|p| p.lag).max().unwrap_or(s.head);
-    if live.is_empty() || lag > READY_MAX_LAG {
+    if live.len() < expected.len() || lag > READY_MAX_LAG {
         return Err(ApiError::Unavailable);
     }
     Ok(ApiJson(

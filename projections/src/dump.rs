@@ -39,11 +39,23 @@ pub async fn fresh_replay<S: portico_store::EventStore + ?Sized>(
     store: &S,
     projector: &dyn Projector,
 ) -> ProjectionResult<Dump> {
+    fresh_replay_upto(scratch, store, projector, i64::MAX).await
+}
+
+/// Like [`fresh_replay`], only the events up to position `upto`: what a read model that
+/// has applied `upto` must equal.
+pub async fn fresh_replay_upto<S: portico_store::EventStore + ?Sized>(
+    scratch: &Db,
+    store: &S,
+    projector: &dyn Projector,
+    upto: i64,
+) -> ProjectionResult<Dump> {
     crate::runner::ensure_live(scratch, projector).await?;
     let mut tables = TableSet::live(projector);
     let mut after = 0;
     loop {
-        let page = crate::runner::decode_page(store.read_all(after, 2000).await?)?;
+        let mut page = crate::runner::decode_page(store.read_all(after, 2000).await?)?;
+        page.retain(|e| e.recorded.global_position <= upto);
         let Some(last) = page.last() else { break };
         after = last.recorded.global_position;
         crate::runner::apply_batch(scratch, projector, projector.name(), &mut tables, &page)

@@ -8,5 +8,6 @@ mod helpers;
 mod invites_and_login;
 mod journey;
 mod payments;
+mod replay;
 mod tenancy;
 mod world;

@@ -144,7 +144,8 @@ async fn two_concurrent_submissions_sharing_an_invoice_exactly_one_wins(app: Tes
     );
     let codes = [r1.status().as_u16(), r2.status().as_u16()];
     assert!(codes.contains(&201) && codes.contains(&409), "{codes:?}");
-    let loser = if codes[0] == 409 { r1 } else { r2 };
+    let (winner, loser) = if codes[0] == 409 { (r2, r1) } else { (r1, r2) };
+    let won: serde_json::Value = winner.json().await.unwrap();
     let problem = assert_problem(loser, 409, "payment-conflict").await;
     let at_stake: Vec<&str> = problem["invoices"]
         .as_array()
@@ -155,7 +156,10 @@ async fn two_concurrent_submissions_sharing_an_invoice_exactly_one_wins(app: Tes
     assert_eq!(at_stake, [shared.as_str()]);
     let inv = json_ok(
         app.get(
-            &format!("/v1/firm/invoices/{shared}?min_position=1"),
+            &format!(
+                "/v1/firm/invoices/{shared}?min_position={}",
+                won["position"]
+            ),
             &w.firm.key,
         )
         .await,
