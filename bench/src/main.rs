@@ -1,7 +1,390 @@
-//! `portico-bench`: the benchmark harness. Its workloads arrive with the benchmark issue;
-//! until then it only says so, so nobody mistakes it for a measurement.
+//! `portico-bench`: Portico's speed measured against the limits of the machine it runs on,
+//! in one run. Every figure is reported beside a raw baseline measured in the same run, and
+//! as a ratio to it, since absolute times vary between machines. Targets are goals the
+//! table reports against; nothing here asserts.
 
-fn main() -> std::process::ExitCode {
-    eprintln!("portico-bench has no workloads yet (see the benchmark issue); nothing was measured");
-    std::process::ExitCode::from(2)
+mod append;
+mod db;
+mod http;
+mod rebuild;
+mod stats;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use serde_json::{json, Value};
+
+use crate::db::Target;
+
+#[derive(Debug, Parser)]
+#[command(about = "Benchmarks Portico against raw baselines measured in the same run")]
+struct Cli {
+    /// Small sizes, under a minute: a smoke test, not figures to quote.
+    #[arg(long)]
+    quick: bool,
+    /// Print the results as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Also run the append workload on this PostgreSQL server (an admin URL; a database is
+    /// created and dropped per workload).
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Run only these workloads (append, rebuild, http, bulk).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Internal: the measured half of the rebuild workload, in its own process.
+    #[arg(long, hide = true)]
+    rebuild_child: Option<std::path::PathBuf>,
+}
+
+struct Sizes {
+    invoices: usize,
+    raw_events: usize,
+    rebuild_events: i64,
+    http_secs: u64,
+    bulk_reps: usize,
+}
+
+/// One line of the report.
+fn row(
+    workload: &str,
+    measure: &str,
+    value: f64,
+    baseline: Option<f64>,
+    target: &str,
+    met: Option<bool>,
+) -> Value {
+    json!({
+        "workload": workload, "measure": measure, "value": value,
+        "baseline": baseline, "ratio": baseline.map(|b| value / b.max(1e-9)),
+        "target": target, "met": met,
+    })
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(path) = &cli.rebuild_child {
+        return match rebuild::measure(path).await {
+            Ok(f) => {
+                // The parent reads this line.
+                #[allow(clippy::print_stdout)]
+                {
+                    println!("{}", serde_json::to_string(&f).unwrap_or_default());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("rebuild child: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match run(&cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("portico-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn wanted(cli: &Cli, name: &str) -> bool {
+    cli.only.is_empty() || cli.only.iter().any(|o| o == name)
+}
+
+async fn run(cli: &Cli) -> anyhow::Result<()> {
+    let sizes = if cli.quick {
+        Sizes {
+            invoices: 128,
+            raw_events: 384,
+            rebuild_events: 20_000,
+            http_secs: 2,
+            bulk_reps: 3,
+        }
+    } else {
+        Sizes {
+            invoices: 1024,
+            raw_events: 3072,
+            rebuild_events: 1_000_000,
+            http_secs: 10,
+            bulk_reps: 20,
+        }
+    };
+    let mut rows = Vec::new();
+    let mut targets = vec![("sqlite", Target::Sqlite)];
+    if let Some(url) = &cli.postgres {
+        targets.push(("postgres", Target::Postgres(url.clone())));
+    }
+
+    if wanted(cli, "append") {
+        for (backend, target) in &targets {
+            eprintln!("append on {backend} ...");
+            let per_event = append::raw(target, sizes.raw_events, false).await?;
+            let one_tx = append::raw(target, sizes.raw_events, true).await?;
+            rows.push(row(
+                &format!("append/{backend}"),
+                "raw insert, one transaction per event (events/s)",
+                per_event.rate(),
+                None,
+                "",
+                None,
+            ));
+            rows.push(row(
+                &format!("append/{backend}"),
+                "raw insert, all in one transaction (events/s)",
+                one_tx.rate(),
+                None,
+                "",
+                None,
+            ));
+            for writers in [1usize, 16, 64] {
+                let f = append::command_path(target, sizes.invoices, writers).await?;
+                let name = format!("append/{backend}/{writers} writer(s)");
+                rows.push(row(
+                    &name,
+                    "command path (events/s)",
+                    f.rate(),
+                    Some(per_event.rate()),
+                    if writers == 1 {
+                        ">= 0.8 x one-per-event"
+                    } else {
+                        ""
+                    },
+                    (writers == 1).then(|| f.rate() >= 0.8 * per_event.rate()),
+                ));
+                rows.push(row(
+                    &name,
+                    "command path vs all-in-one (events/s)",
+                    f.rate(),
+                    Some(one_tx.rate()),
+                    if writers == 64 {
+                        ">= 0.25 x all-in-one"
+                    } else {
+                        ""
+                    },
+                    (writers == 64).then(|| f.rate() >= 0.25 * one_tx.rate()),
+                ));
+                rows.push(row(
+                    &name,
+                    "commit latency p50 (ms)",
+                    f.latency.ms(0.5),
+                    None,
+                    "",
+                    None,
+                ));
+                rows.push(row(
+                    &name,
+                    "commit latency p99 (ms)",
+                    f.latency.ms(0.99),
+                    None,
+                    "",
+                    None,
+                ));
+            }
+        }
+        if let Some(url) = &cli.postgres {
+            eprintln!("postgres ordering schemes ...");
+            let schemes = append::pg_schemes(url, sizes.raw_events, 16).await?;
+            let plain = schemes[0].1;
+            for (scheme, rate) in schemes {
+                rows.push(row(
+                    "append/postgres/16 raw writers",
+                    &format!("{scheme} (events/s)"),
+                    rate,
+                    Some(plain),
+                    "",
+                    None,
+                ));
+            }
+        }
+    }
+
+    if wanted(cli, "rebuild") {
+        eprintln!(
+            "rebuild: generating {} events through the domain ...",
+            sizes.rebuild_events
+        );
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("rebuild.db");
+        rebuild::generate(&path, sizes.rebuild_events).await?;
+        eprintln!("rebuild: measuring in a child process ...");
+        let out = std::process::Command::new(std::env::current_exe()?)
+            .arg("--rebuild-child")
+            .arg(&path)
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "rebuild child failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let f: rebuild::Figures = serde_json::from_slice(&out.stdout)?;
+        let rate = f.events as f64 / f.rebuild_secs;
+        let scan = f.events as f64 / f.scan_secs;
+        rows.push(row(
+            "rebuild/sqlite",
+            &format!("raw scan + JSON decode of {} events (events/s)", f.events),
+            scan,
+            None,
+            "",
+            None,
+        ));
+        rows.push(row(
+            "rebuild/sqlite",
+            "rebuild of all read models (events/s)",
+            rate,
+            Some(scan),
+            ">= 0.3 x scan",
+            Some(rate >= 0.3 * scan),
+        ));
+        if let Some(rss) = f.peak_rss_mib {
+            rows.push(row(
+                "rebuild/sqlite",
+                "peak RSS of the rebuilding process (MiB)",
+                rss,
+                None,
+                "< 300 MiB at 1M events",
+                Some(rss < 300.0),
+            ));
+        }
+    }
+
+    if wanted(cli, "http") || wanted(cli, "bulk") {
+        let portal = http::Portal::start(None, 40).await?;
+        let (_, position) = portal.issue(1).await?;
+        portal.wait_for(position).await?;
+        if wanted(cli, "http") {
+            for endpoint in ["/v1/portal/dashboard", "/v1/portal/invoices"] {
+                eprintln!("http {endpoint} ...");
+                let url = format!("{}{endpoint}", portal.base);
+                let body = portal
+                    .http
+                    .get(&url)
+                    .bearer_auth(&portal.session)
+                    .send()
+                    .await?
+                    .bytes()
+                    .await?
+                    .to_vec();
+                let size = body.len();
+                let baseline_url = http::static_server(body).await?;
+                let duration = Duration::from_secs(sizes.http_secs);
+                let base = http::load(&baseline_url, None, 64, duration).await?;
+                let real = http::load(&url, Some(&portal.session), 64, duration).await?;
+                let name = format!("http{endpoint} ({size} B)");
+                rows.push(row(
+                    &name,
+                    "static handler, 64 connections (req/s)",
+                    base.rate(),
+                    None,
+                    "",
+                    None,
+                ));
+                rows.push(row(
+                    &name,
+                    "Portico, 64 connections (req/s)",
+                    real.rate(),
+                    Some(base.rate()),
+                    ">= 0.3 x static",
+                    Some(real.rate() >= 0.3 * base.rate()),
+                ));
+                rows.push(row(
+                    &name,
+                    "Portico p50 (ms)",
+                    real.latency.ms(0.5),
+                    None,
+                    "",
+                    None,
+                ));
+                rows.push(row(
+                    &name,
+                    "Portico p99 (ms)",
+                    real.latency.ms(0.99),
+                    None,
+                    "< 5 ms",
+                    Some(real.latency.ms(0.99) < 5.0),
+                ));
+                rows.push(row(
+                    &name,
+                    "Portico p99.9 (ms)",
+                    real.latency.ms(0.999),
+                    None,
+                    "",
+                    None,
+                ));
+            }
+        }
+        if wanted(cli, "bulk") {
+            for k in [1usize, 10, 100] {
+                eprintln!("bulk pay of {k} ...");
+                let mut latency = stats::Samples::default();
+                for _ in 0..sizes.bulk_reps {
+                    let (ids, position) = portal.issue(k).await?;
+                    latency.push(portal.pay(&ids, position).await?);
+                }
+                let name = format!("bulk pay/{k} invoice(s)");
+                rows.push(row(
+                    &name,
+                    "submit p50 (ms)",
+                    latency.ms(0.5),
+                    None,
+                    if k == 100 { "< 20 ms" } else { "" },
+                    (k == 100).then(|| latency.ms(0.5) < 20.0),
+                ));
+                rows.push(row(
+                    &name,
+                    "submit p99 (ms)",
+                    latency.ms(0.99),
+                    None,
+                    "",
+                    None,
+                ));
+            }
+        }
+    }
+
+    print_report(cli.json, &rows)
+}
+
+#[allow(clippy::print_stdout)] // the report is the program's output
+fn print_report(as_json: bool, rows: &[Value]) -> anyhow::Result<()> {
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(rows)?);
+        return Ok(());
+    }
+    println!("| workload | measure | value | baseline | ratio | target | met |");
+    println!("|---|---|---:|---:|---:|---|---|");
+    for r in rows {
+        let num = |v: &Value| {
+            v.as_f64()
+                .map(|x| {
+                    if x >= 100.0 {
+                        format!("{x:.0}")
+                    } else {
+                        format!("{x:.2}")
+                    }
+                })
+                .unwrap_or_default()
+        };
+        let met = match r["met"].as_bool() {
+            Some(true) => "yes",
+            Some(false) => "NO",
+            None => "",
+        };
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            r["workload"].as_str().unwrap_or_default(),
+            r["measure"].as_str().unwrap_or_default(),
+            num(&r["value"]),
+            num(&r["baseline"]),
+            r["ratio"]
+                .as_f64()
+                .map(|x| format!("{x:.2}x"))
+                .unwrap_or_default(),
+            r["target"].as_str().unwrap_or_default(),
+            met
+        );
+    }
+    Ok(())
 }

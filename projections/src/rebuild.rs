@@ -1,7 +1,12 @@
-//! Blue/green rebuild: build a projector's tables from position 0 under new names beside
-//! the live ones (which keep serving and keep being updated), then swap them in one
+//! Blue/green rebuild: build projectors' tables from position 0 under new names beside the
+//! live ones (which keep serving and keep being updated), then swap them in one
 //! transaction. The live checkpoint becomes the new tables' position, so the runner carries
 //! on from there on the new tables; nothing is applied twice or skipped.
+//!
+//! Several projectors are rebuilt in one pass over the log: each page is read and decoded
+//! once and applied to every new generation.
+
+use std::sync::Arc;
 
 use portico_store::EventStore;
 
@@ -45,16 +50,10 @@ async fn drop_generation(
     Ok(())
 }
 
-#[tracing::instrument(skip_all, fields(projection = projector.name()), err)]
-pub async fn rebuild<S: EventStore + ?Sized>(
-    db: &Db,
-    store: &S,
-    projector: &dyn Projector,
-    mut on_progress: impl FnMut(RebuildProgress),
-) -> ProjectionResult<RebuildReport> {
+/// Creates the next generation's empty tables and its checkpoint row.
+async fn start(db: &Db, projector: &dyn Projector) -> ProjectionResult<(i64, TableSet)> {
     let live = crate::runner::ensure_live(db, projector).await?;
     let row = rebuild_row(projector);
-
     // A rebuild that died half-way leaves its tables behind: clear them first.
     let mut generation = live.generation + 1;
     if let Some(stale) = checkpoint(db, &row).await? {
@@ -66,7 +65,6 @@ pub async fn rebuild<S: EventStore + ?Sized>(
         .await?;
         generation = generation.max(stale.generation + 1);
     }
-
     let mut tables = TableSet::generation(projector, generation);
     let mut tx = db.begin().await?;
     lock(&mut tx, &row).await?;
@@ -84,19 +82,70 @@ pub async fn rebuild<S: EventStore + ?Sized>(
     )
     .await?;
     tx.commit().await?;
+    Ok((generation, tables))
+}
+
+/// Rebuilds one projector.
+pub async fn rebuild<S: EventStore + ?Sized>(
+    db: &Db,
+    store: &S,
+    projector: &dyn Projector,
+    on_progress: impl FnMut(RebuildProgress),
+) -> ProjectionResult<RebuildReport> {
+    let reports = rebuild_many(db, store, &[Borrowed(projector)], on_progress).await?;
+    Ok(reports[0])
+}
+
+/// A projector to rebuild, owned or borrowed.
+pub trait AsProjector {
+    fn projector(&self) -> &dyn Projector;
+}
+
+impl AsProjector for Arc<dyn Projector> {
+    fn projector(&self) -> &dyn Projector {
+        self.as_ref()
+    }
+}
+
+/// A borrowed projector.
+#[derive(Debug, Clone, Copy)]
+pub struct Borrowed<'a>(pub &'a dyn Projector);
+
+impl AsProjector for Borrowed<'_> {
+    fn projector(&self) -> &dyn Projector {
+        self.0
+    }
+}
+
+/// Rebuilds every projector in `projectors` in one pass over the log, then swaps all of
+/// them in in one transaction. Reports are in the order given.
+#[tracing::instrument(skip_all, fields(projections = projectors.len()), err)]
+pub async fn rebuild_many<S: EventStore + ?Sized, P: AsProjector>(
+    db: &Db,
+    store: &S,
+    projectors: &[P],
+    mut on_progress: impl FnMut(RebuildProgress),
+) -> ProjectionResult<Vec<RebuildReport>> {
+    let mut builds = Vec::with_capacity(projectors.len());
+    for p in projectors {
+        let p = p.projector();
+        let (generation, tables) = start(db, p).await?;
+        builds.push((p, rebuild_row(p), generation, tables));
+    }
 
     let mut position = 0;
     let mut events = 0u64;
     loop {
         let page = store.read_all(position, PAGE).await?;
-        if page.is_empty() {
+        let Some(last) = page.last().map(|e| e.global_position) else {
             break;
-        }
+        };
         let decoded = decode_page(page)?;
         events += decoded.len() as u64;
-        if let Some(p) = apply_batch(db, projector, &row, &mut tables, &decoded).await? {
-            position = p;
+        for (p, row, _, tables) in &mut builds {
+            apply_batch(db, *p, row, tables, &decoded).await?;
         }
+        position = last;
         let head = store.head().await?;
         on_progress(RebuildProgress {
             position,
@@ -105,42 +154,48 @@ pub async fn rebuild<S: EventStore + ?Sized>(
         });
     }
 
-    // The swap: one transaction, holding the live projection's lock so no live batch is
+    // The swap: one transaction, holding each live projection's lock so no live batch is
     // half-applied across it.
-    let live_tables = TableSet::live(projector);
     let mut tx = db.begin().await?;
-    lock(&mut tx, projector.name()).await?;
-    lock(&mut tx, &row).await?;
-    for t in projector.tables() {
-        let (Some(old), Some(new)) = (live_tables.physical(t.name), tables.physical(t.name)) else {
-            continue;
-        };
-        tx.execute(&format!("DROP TABLE IF EXISTS {old}"), &[])
-            .await?;
-        tx.execute(&format!("ALTER TABLE {new} RENAME TO {old}"), &[])
-            .await?;
+    for (p, row, generation, tables) in &builds {
+        lock(&mut tx, p.name()).await?;
+        lock(&mut tx, row).await?;
+        let live_tables = TableSet::live(*p);
+        for t in p.tables() {
+            let (Some(old), Some(new)) = (live_tables.physical(t.name), tables.physical(t.name))
+            else {
+                continue;
+            };
+            tx.execute(&format!("DROP TABLE IF EXISTS {old}"), &[])
+                .await?;
+            tx.execute(&format!("ALTER TABLE {new} RENAME TO {old}"), &[])
+                .await?;
+        }
+        tx.execute(
+            "UPDATE projections SET position = $2, version = $3, generation = $4, updated_at = $5 WHERE name = $1",
+            &[
+                p.name().into(),
+                position.into(),
+                i64::from(p.version()).into(),
+                (*generation).into(),
+                now_text().into(),
+            ],
+        )
+        .await?;
+        tx.execute(
+            "DELETE FROM projections WHERE name = $1",
+            &[row.as_str().into()],
+        )
+        .await?;
     }
-    tx.execute(
-        "UPDATE projections SET position = $2, version = $3, generation = $4, updated_at = $5 WHERE name = $1",
-        &[
-            projector.name().into(),
-            position.into(),
-            i64::from(projector.version()).into(),
-            generation.into(),
-            now_text().into(),
-        ],
-    )
-    .await?;
-    tx.execute(
-        "DELETE FROM projections WHERE name = $1",
-        &[row.as_str().into()],
-    )
-    .await?;
     tx.commit().await?;
-    tracing::info!(generation, position, events, "rebuilt and swapped in");
-    Ok(RebuildReport {
-        generation,
-        position,
-        events,
-    })
+    tracing::info!(position, events, "rebuilt and swapped in");
+    Ok(builds
+        .iter()
+        .map(|(_, _, generation, _)| RebuildReport {
+            generation: *generation,
+            position,
+            events,
+        })
+        .collect())
 }

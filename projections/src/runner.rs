@@ -32,6 +32,8 @@ pub enum ProjectionError {
     Missing(String),
     #[error("unknown projection `{0}`")]
     Unknown(String),
+    #[error("a projection batch task failed: {0}")]
+    Task(String),
 }
 
 pub type ProjectionResult<T> = Result<T, ProjectionError>;
@@ -276,12 +278,21 @@ impl Runner {
             self.publish().await?;
             return Ok(0);
         }
+        let events = page.len();
+        let page = Arc::new(page);
         for p in &self.projectors {
-            let mut tables = TableSet::live(p.as_ref());
-            apply_batch(&self.db, p.as_ref(), p.name(), &mut tables, &page).await?;
+            // On a task of its own: a runner stopped mid-batch (shutdown, lost leadership)
+            // lets the batch's transaction finish instead of dropping it with its lock.
+            let (db, p, page) = (self.db.clone(), p.clone(), page.clone());
+            tokio::spawn(async move {
+                let mut tables = TableSet::live(p.as_ref());
+                apply_batch(&db, p.as_ref(), p.name(), &mut tables, &page).await
+            })
+            .await
+            .map_err(|e| ProjectionError::Task(e.to_string()))??;
         }
         self.publish().await?;
-        Ok(page.len())
+        Ok(events)
     }
 
     /// Applies everything up to the head of the store, then returns.

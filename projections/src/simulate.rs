@@ -26,6 +26,9 @@ use rand::{Rng, SeedableRng};
 pub struct Simulation {
     rng: StdRng,
     streams: HashMap<StreamId, (i64, Vec<Event>)>,
+    /// Firm streams grow with every invoice and contact; their state is kept folded so a
+    /// decision does not replay them.
+    firm_states: HashMap<FirmId, Firm>,
     firms: Vec<FirmId>,
     clients: Vec<(FirmId, ClientId)>,
     projects: Vec<(FirmId, ClientId, ProjectId)>,
@@ -52,6 +55,7 @@ impl Simulation {
         Self {
             rng: StdRng::seed_from_u64(seed),
             streams: HashMap::new(),
+            firm_states: HashMap::new(),
             firms: Vec::new(),
             clients: Vec::new(),
             projects: Vec::new(),
@@ -75,6 +79,13 @@ impl Simulation {
 
     pub fn clients(&self) -> &[(FirmId, ClientId)] {
         &self.clients
+    }
+
+    fn firm(&self, firm_id: FirmId) -> &Firm {
+        static EMPTY: std::sync::OnceLock<Firm> = std::sync::OnceLock::new();
+        self.firm_states
+            .get(&firm_id)
+            .unwrap_or_else(|| EMPTY.get_or_init(Firm::default))
     }
 
     fn replay<A: Aggregate>(&self, stream: &StreamId) -> A {
@@ -166,6 +177,15 @@ impl Simulation {
                 .entry(e.stream_id())
                 .or_insert((-1, Vec::new()));
             entry.0 += 1;
+            if let Event::FirmRegistered { .. }
+            | Event::FirmProfileUpdated { .. }
+            | Event::InvoiceNumberReserved { .. }
+            | Event::ContactEmailReserved { .. } = e
+            {
+                // A firm stream's version is all the plan needs; its state is kept folded.
+                self.firm_states.entry(firm).or_default().apply(&e);
+                continue;
+            }
             entry.1.push(e);
         }
         self.now += Duration::seconds(1);
@@ -190,8 +210,8 @@ impl Simulation {
         let firm_id = *self.firms.choose(&mut self.rng).unwrap_or(&self.firms[0]);
         let client_id = ClientId::new();
         let n = self.next_id();
-        let firm: Firm = self.replay(&StreamId::firm(firm_id));
-        let events = Client::default().add(&firm, client_id, name(&format!("Client {n}")))?;
+        let events =
+            Client::default().add(self.firm(firm_id), client_id, name(&format!("Client {n}")))?;
         self.clients.push((firm_id, client_id));
         Ok((firm_id, events))
     }
@@ -204,7 +224,7 @@ impl Simulation {
         let project_id = ProjectId::new();
         let n = self.next_id();
         let events = Project::default().create(
-            &self.replay(&StreamId::firm(firm_id)),
+            self.firm(firm_id),
             &self.replay(&StreamId::client(client_id)),
             project_id,
             name(&format!("Project {n}")),
@@ -254,7 +274,7 @@ impl Simulation {
             let contact_id = ContactId::new();
             let n = self.next_id();
             let events = Contact::default().add(
-                &self.replay(&StreamId::firm(firm_id)),
+                self.firm(firm_id),
                 &self.replay(&StreamId::client(client_id)),
                 AddContact {
                     contact_id,
@@ -292,8 +312,9 @@ impl Simulation {
         let code = if self.rng.gen_bool(0.8) { "USD" } else { "JPY" };
         let currency = Currency::parse(code)?;
         let minor = self.rng.gen_range(1..500_000);
+        let due_on = self.today + Duration::days(self.rng.gen_range(0..45));
         let events = Invoice::default().issue(
-            &self.replay(&StreamId::firm(firm_id)),
+            self.firm(firm_id),
             &self.replay(&StreamId::project(project_id)),
             IssueInvoice {
                 invoice_id,
@@ -301,7 +322,7 @@ impl Simulation {
                 project_id,
                 number: InvoiceNumber::parse(&format!("INV-{n:06}"))?,
                 issued_on: self.today,
-                due_on: self.today + Duration::days(self.rng.gen_range(0..45)),
+                due_on,
                 total: Money::from_minor(minor, currency)?,
             },
         )?;

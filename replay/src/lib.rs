@@ -476,20 +476,18 @@ pub async fn status(db: &Db, store: &dyn EventStore) -> anyhow::Result<(i64, Vec
     Ok((head, rows))
 }
 
-/// Blue/green rebuild of the named projections, reporting progress.
+/// Blue/green rebuild of the named projections in one pass over the log, reporting
+/// progress.
 pub async fn rebuild(
     db: &Db,
     store: &dyn EventStore,
     which: &[Arc<dyn Projector>],
-    mut on_progress: impl FnMut(&str, portico_projections::rebuild::RebuildProgress),
+    on_progress: impl FnMut(portico_projections::rebuild::RebuildProgress),
 ) -> anyhow::Result<Vec<(String, portico_projections::rebuild::RebuildReport)>> {
-    let mut out = Vec::new();
-    for p in which {
-        let report = portico_projections::rebuild::rebuild(db, store, p.as_ref(), |progress| {
-            on_progress(p.name(), progress)
-        })
-        .await?;
-        out.push((p.name().to_owned(), report));
-    }
-    Ok(out)
+    let reports = portico_projections::rebuild::rebuild_many(db, store, which, on_progress).await?;
+    Ok(which
+        .iter()
+        .map(|p| p.name().to_owned())
+        .zip(reports)
+        .collect())
 }

@@ -281,8 +281,14 @@ async fn rebuild(
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     let mut last_line = Instant::now();
-    let reports = portico_replay::rebuild(db, store, which, |name, p| {
-        bar.set_prefix(name.to_owned());
+    let label = if which.len() == 1 {
+        which[0].name().to_owned()
+    } else {
+        "all".to_owned()
+    };
+    bar.set_prefix(label.clone());
+    let reports = portico_replay::rebuild(db, store, which, |p| {
+        let name = &label;
         bar.set_length(u64::try_from(p.head).unwrap_or(0));
         bar.set_position(u64::try_from(p.position).unwrap_or(0));
         if !terminal && last_line.elapsed().as_secs() >= 2 {

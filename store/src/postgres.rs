@@ -104,10 +104,12 @@ fn row_to_event(row: &PgRow) -> StoreResult<RecordedEvent> {
     })
 }
 
-#[async_trait]
-impl EventStore for PgEventStore {
-    #[tracing::instrument(skip_all, fields(streams = streams.len()), err)]
-    async fn append(&self, streams: Vec<AppendStream>) -> StoreResult<AppendResult> {
+impl PgEventStore {
+    /// The append itself. Callers go through [`EventStore::append`], which runs this on a
+    /// task of its own: if the caller is cancelled (a client hangs up), the transaction
+    /// still runs to its commit or rollback instead of being dropped half-way with the
+    /// write lock held.
+    async fn append_now(self, streams: Vec<AppendStream>) -> StoreResult<AppendResult> {
         validate(&streams)?;
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -222,6 +224,17 @@ impl EventStore for PgEventStore {
             moved
         });
         Ok(result)
+    }
+}
+
+#[async_trait]
+impl EventStore for PgEventStore {
+    #[tracing::instrument(skip_all, fields(streams = streams.len()), err)]
+    async fn append(&self, streams: Vec<AppendStream>) -> StoreResult<AppendResult> {
+        let store = self.clone();
+        tokio::spawn(store.append_now(streams))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("the append task failed: {e}")))?
     }
 
     async fn read_stream(

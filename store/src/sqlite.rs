@@ -144,10 +144,12 @@ async fn stored_with_ids(
     Ok(stored)
 }
 
-#[async_trait]
-impl EventStore for SqliteEventStore {
-    #[tracing::instrument(skip_all, fields(streams = streams.len()), err)]
-    async fn append(&self, streams: Vec<AppendStream>) -> StoreResult<AppendResult> {
+impl SqliteEventStore {
+    /// The append itself. Callers go through [`EventStore::append`], which runs this on a
+    /// task of its own: if the caller is cancelled (a client hangs up), the transaction
+    /// still runs to its commit or rollback instead of being dropped half-way with the
+    /// write lock held.
+    async fn append_now(self, streams: Vec<AppendStream>) -> StoreResult<AppendResult> {
         validate(&streams)?;
         let _writer = self.write_lock.lock().await;
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -253,6 +255,17 @@ impl EventStore for SqliteEventStore {
             moved
         });
         Ok(result)
+    }
+}
+
+#[async_trait]
+impl EventStore for SqliteEventStore {
+    #[tracing::instrument(skip_all, fields(streams = streams.len()), err)]
+    async fn append(&self, streams: Vec<AppendStream>) -> StoreResult<AppendResult> {
+        let store = self.clone();
+        tokio::spawn(store.append_now(streams))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("the append task failed: {e}")))?
     }
 
     async fn read_stream(

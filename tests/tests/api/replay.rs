@@ -144,7 +144,7 @@ async fn a_rebuild_while_the_api_serves_reads_fails_no_read_and_ends_equal_to_a_
         &app.state.db,
         app.state.store.as_ref(),
         &projectors::all(),
-        |_, _| {},
+        |_| {},
     )
     .await
     .unwrap();
