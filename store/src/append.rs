@@ -1,12 +1,95 @@
-//! Append rules every backend shares: what a well-formed append is, and when an append
-//! is a retry of one already stored.
+//! Append rules every backend shares: what a well-formed append is, when an append is a
+//! retry of one already stored, how its events are chained, and telling subscribers.
 
+use chrono::{DateTime, Utc};
 use portico_domain::streams::StreamId;
+use tokio::sync::watch;
 
-use crate::hash::canonical_json;
+use crate::hash::{canonical_json, chain_hash, HashInput, GENESIS};
 use crate::{
     AppendResult, AppendStream, Appended, NewEvent, RecordedEvent, StoreError, StoreResult,
 };
+
+/// One row to insert, with its place in its stream's chain worked out.
+#[derive(Debug)]
+pub(crate) struct Row<'a> {
+    pub stream_id: &'a StreamId,
+    pub version: i64,
+    pub event: &'a NewEvent,
+    /// Canonical JSON, as stored.
+    pub data: String,
+    pub metadata: String,
+    pub hash: [u8; 32],
+}
+
+/// Chains the events of an append: each stream continues from its head (last version and
+/// hash, `None` for a new stream), every event stamped with `recorded_at`.
+pub(crate) fn chain<'a>(
+    streams: &'a [AppendStream],
+    heads: Vec<Option<(i64, Vec<u8>)>>,
+    recorded_at: DateTime<Utc>,
+) -> StoreResult<Vec<Row<'a>>> {
+    let mut rows = Vec::new();
+    for (s, head) in streams.iter().zip(heads) {
+        let (mut version, mut previous) = match head {
+            Some((v, h)) => (
+                v + 1,
+                h.try_into()
+                    .map_err(|_| corrupt(v, "hash", "not 32 bytes"))?,
+            ),
+            None => (0, GENESIS),
+        };
+        for e in &s.events {
+            let metadata =
+                serde_json::to_value(&e.metadata).map_err(|e| corrupt(0, "metadata", e))?;
+            let hash = chain_hash(
+                &previous,
+                &HashInput {
+                    stream_id: s.stream_id.as_str(),
+                    stream_version: version,
+                    event_id: e.event_id,
+                    event_type: &e.event_type,
+                    schema_version: e.schema_version,
+                    data: &e.data,
+                    metadata: &metadata,
+                    recorded_at,
+                },
+            );
+            rows.push(Row {
+                stream_id: &s.stream_id,
+                version,
+                event: e,
+                data: canonical_json(&e.data),
+                metadata: canonical_json(&metadata),
+                hash,
+            });
+            previous = hash;
+            version += 1;
+        }
+    }
+    Ok(rows)
+}
+
+impl Row<'_> {
+    pub(crate) fn appended(&self, global_position: i64) -> Appended {
+        Appended {
+            event_id: self.event.event_id,
+            stream_id: self.stream_id.clone(),
+            stream_version: self.version,
+            global_position,
+        }
+    }
+}
+
+/// Tells subscribers about a committed append; the head never moves backwards.
+pub(crate) fn publish(head: &watch::Sender<i64>, result: &AppendResult) {
+    let last = result.last_position();
+    head.send_if_modified(|h| {
+        let moved = last > *h;
+        *h = (*h).max(last);
+        moved
+    });
+}
 
 pub(crate) fn validate(streams: &[AppendStream]) -> StoreResult<()> {
     if streams.is_empty() || streams.iter().any(|s| s.events.is_empty()) {

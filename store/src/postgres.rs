@@ -21,11 +21,9 @@ use sqlx::{PgPool, Row};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::append::{corrupt, replayed_append, validate};
-use crate::hash::{canonical_json, chain_hash, truncate_to_micros, HashInput, GENESIS};
-use crate::{
-    AppendResult, AppendStream, Appended, EventStore, RecordedEvent, StoreError, StoreResult,
-};
+use crate::append::{chain, corrupt, publish, replayed_append, validate};
+use crate::hash::truncate_to_micros;
+use crate::{AppendResult, AppendStream, EventStore, RecordedEvent, StoreError, StoreResult};
 
 /// Every table of the PostgreSQL database.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -163,66 +161,29 @@ impl PgEventStore {
         let recorded_at = last.map_or(now, |t| now.max(t));
 
         let mut appended = Vec::new();
-        for (s, head) in streams.iter().zip(heads) {
-            let (mut version, mut previous) = match head {
-                Some((v, h)) => (
-                    v + 1,
-                    h.try_into()
-                        .map_err(|_| corrupt(v, "hash", "not 32 bytes"))?,
-                ),
-                None => (0, GENESIS),
-            };
-            for e in &s.events {
-                let metadata =
-                    serde_json::to_value(&e.metadata).map_err(|e| corrupt(0, "metadata", e))?;
-                let hash = chain_hash(
-                    &previous,
-                    &HashInput {
-                        stream_id: s.stream_id.as_str(),
-                        stream_version: version,
-                        event_id: e.event_id,
-                        event_type: &e.event_type,
-                        schema_version: e.schema_version,
-                        data: &e.data,
-                        metadata: &metadata,
-                        recorded_at,
-                    },
-                );
-                let position: i64 = sqlx::query_scalar(
-                    "INSERT INTO events (stream_id, stream_version, event_id, event_type, \
-                     schema_version, data, metadata, recorded_at, hash) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING global_position",
-                )
-                .bind(s.stream_id.as_str())
-                .bind(version)
-                .bind(e.event_id)
-                .bind(&e.event_type)
-                .bind(e.schema_version)
-                .bind(canonical_json(&e.data))
-                .bind(canonical_json(&metadata))
-                .bind(recorded_at)
-                .bind(hash.as_slice())
-                .fetch_one(&mut *tx)
-                .await?;
-                appended.push(Appended {
-                    event_id: e.event_id,
-                    stream_id: s.stream_id.clone(),
-                    stream_version: version,
-                    global_position: position,
-                });
-                previous = hash;
-                version += 1;
-            }
+        for row in chain(&streams, heads, recorded_at)? {
+            let position: i64 = sqlx::query_scalar(
+                "INSERT INTO events (stream_id, stream_version, event_id, event_type, \
+                 schema_version, data, metadata, recorded_at, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING global_position",
+            )
+            .bind(row.stream_id.as_str())
+            .bind(row.version)
+            .bind(row.event.event_id)
+            .bind(&row.event.event_type)
+            .bind(row.event.schema_version)
+            .bind(&row.data)
+            .bind(&row.metadata)
+            .bind(recorded_at)
+            .bind(row.hash.as_slice())
+            .fetch_one(&mut *tx)
+            .await?;
+            appended.push(row.appended(position));
         }
         tx.commit().await?;
 
         let result = AppendResult { events: appended };
-        let last_position = result.last_position();
-        self.head.send_if_modified(|head| {
-            let moved = last_position > *head;
-            *head = (*head).max(last_position);
-            moved
-        });
+        publish(&self.head, &result);
         Ok(result)
     }
 }
