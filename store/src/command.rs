@@ -80,22 +80,24 @@ impl Committed {
     }
 }
 
+/// Reads the streams concurrently (a bulk payment reads one stream per invoice).
 async fn load<S: EventStore + ?Sized>(
     store: &S,
     streams: &[StreamId],
 ) -> Result<Loaded, StoreError> {
-    let mut loaded = Loaded::default();
-    for stream in streams {
+    let reads = streams.iter().map(|stream| async move {
         let recorded = read_whole_stream(store, stream).await?;
         let version = recorded.last().map(|e| e.stream_version);
         let events = recorded
             .iter()
             .map(|e| e.decode())
             .collect::<Result<Vec<_>, _>>()?;
-        loaded
-            .streams
-            .insert(stream.clone(), LoadedStream { version, events });
-    }
+        Ok::<_, StoreError>((stream.clone(), LoadedStream { version, events }))
+    });
+    let mut loaded = Loaded::default();
+    loaded
+        .streams
+        .extend(futures::future::try_join_all(reads).await?);
     Ok(loaded)
 }
 
