@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use portico_domain::clock::{Clock, TimeZone};
 use portico_domain::ids::FirmId;
-use portico_projections::queries::{self, FirmScope};
+use portico_projections::queries::{self, FirmScope, FirmView};
 use portico_projections::runner::wait_for_position;
 use portico_projections::{Db, Runner};
 use portico_store::EventStore;
@@ -46,11 +46,16 @@ pub const MAX_READ_WAIT: Duration = Duration::from_secs(5);
 impl AppState {
     /// "Today" in the firm's time zone, from the injected clock.
     pub async fn today_for(&self, firm_id: FirmId) -> ApiResult<NaiveDate> {
-        let zone = queries::firm(&self.db, &FirmScope { firm_id })
-            .await?
+        let firm = queries::firm(&self.db, &FirmScope { firm_id }).await?;
+        Ok(self.today_at(firm.as_ref()))
+    }
+
+    /// "Today" for a firm already looked up (UTC when it is unknown).
+    pub fn today_at(&self, firm: Option<&FirmView>) -> NaiveDate {
+        let zone = firm
             .and_then(|f| TimeZone::parse(&f.time_zone).ok())
             .unwrap_or(TimeZone::UTC);
-        Ok(self.clock.today_in(zone))
+        self.clock.today_in(zone)
     }
 
     /// Waits (bounded) until the read models include `position`, so a client that just

@@ -109,30 +109,7 @@ async fn one_process_leads_the_projectors_and_another_takes_over_when_it_dies() 
     };
 
     // A write through the follower is projected by the leader and readable through the follower.
-    let write = |p: &Process, name: &str| {
-        http.post(format!("{}/v1/firm/clients", p.url))
-            .bearer_auth(&key)
-            .json(&json!({ "name": name }))
-            .send()
-    };
-    let created: Value = write(&follower, "First Client")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let listed: Value = http
-        .get(format!(
-            "{}/v1/firm/clients?min_position={}",
-            follower.url, created["position"]
-        ))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed = add_client_and_list(&http, &follower, &key, "First Client").await;
     assert_eq!(listed[0]["name"], "First Client");
 
     // The leader dies; the follower takes the lock and carries on projecting.
@@ -141,23 +118,31 @@ async fn one_process_leads_the_projectors_and_another_takes_over_when_it_dies() 
         leader_flag(&http, &follower).await.filter(|l| *l)
     })
     .await;
-    let created: Value = write(&follower, "Second Client")
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let listed: Value = http
-        .get(format!(
-            "{}/v1/firm/clients?min_position={}",
-            follower.url, created["position"]
-        ))
-        .bearer_auth(&key)
+    let listed = add_client_and_list(&http, &follower, &key, "Second Client").await;
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+}
+
+/// Adds a client through `p`, then lists clients through `p` once the read models have it.
+async fn add_client_and_list(http: &reqwest::Client, p: &Process, key: &str, name: &str) -> Value {
+    let created: Value = http
+        .post(format!("{}/v1/firm/clients", p.url))
+        .bearer_auth(key)
+        .json(&json!({ "name": name }))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    http.get(format!(
+        "{}/v1/firm/clients?min_position={}",
+        p.url, created["position"]
+    ))
+    .bearer_auth(key)
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap()
 }

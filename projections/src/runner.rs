@@ -30,8 +30,6 @@ pub enum ProjectionError {
     Decode(#[from] DecodeError),
     #[error("projection {0} has no checkpoint row; it was never created")]
     Missing(String),
-    #[error("unknown projection `{0}`")]
-    Unknown(String),
     #[error("a projection batch task failed: {0}")]
     Task(String),
 }
@@ -258,6 +256,9 @@ impl Runner {
         Ok(positions)
     }
 
+    /// Publishes the lowest checkpoint, read back from the table rather than taken from the
+    /// step: a blue/green swap may have moved a checkpoint (even backwards) meanwhile, and
+    /// publishing a stale, higher figure would let a read pass before its write is visible.
     async fn publish(&self) -> ProjectionResult<i64> {
         let min = self.live_positions().await?.into_iter().min().unwrap_or(0);
         self.progress.send_if_modified(|p| {

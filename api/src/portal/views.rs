@@ -29,21 +29,6 @@ pub struct Dashboard {
     pub unpaid_invoices: Vec<InvoiceView>,
 }
 
-async fn brand(state: &AppState, session: &PortalSession) -> ApiResult<FirmBrand> {
-    let firm = queries::firm(
-        &state.db,
-        &FirmScope {
-            firm_id: session.firm_id,
-        },
-    )
-    .await?
-    .ok_or(ApiError::NotFound("firm"))?;
-    Ok(FirmBrand {
-        name: firm.name,
-        logo_url: firm.logo_url,
-    })
-}
-
 /// The project team (all projects, or one) and every unpaid invoice (open or past due).
 #[utoipa::path(get, path = "/v1/portal/dashboard", tag = "portal", params(DashboardQuery),
     responses((status = 200, body = Dashboard), (status = 401), (status = 404)), security(("session" = [])))]
@@ -65,9 +50,20 @@ pub async fn dashboard(
             Some(id)
         }
     };
-    let today = state.today_for(session.firm_id).await?;
+    let firm = queries::firm(
+        &state.db,
+        &FirmScope {
+            firm_id: session.firm_id,
+        },
+    )
+    .await?
+    .ok_or(ApiError::NotFound("firm"))?;
+    let today = state.today_at(Some(&firm));
     Ok(ApiJson(Dashboard {
-        firm: brand(&state, &session).await?,
+        firm: FirmBrand {
+            name: firm.name,
+            logo_url: firm.logo_url,
+        },
         team: queries::client_team(&state.db, &scope, selected).await?,
         selected_project_id: selected.map(|p| p.to_string()),
         projects,

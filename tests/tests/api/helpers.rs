@@ -81,8 +81,6 @@ pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut ServeConfig)) 
 /// A registered firm and its API key.
 #[derive(Debug, Clone)]
 pub struct FirmKey {
-    #[allow(dead_code)] // kept for tests that address the firm by id
-    pub id: String,
     pub key: String,
 }
 
@@ -90,8 +88,6 @@ pub struct FirmKey {
 #[derive(Debug, Clone)]
 pub struct Session {
     pub token: String,
-    #[allow(dead_code)] // for cookie-authenticated writes
-    pub csrf: String,
     pub firm_id: String,
 }
 
@@ -144,7 +140,7 @@ impl TestApp {
     }
 
     pub async fn new_firm(&self, name: &str) -> FirmKey {
-        let (id, key) = portico_api::firm::register_firm(
+        let (_, key) = portico_api::firm::register_firm(
             &self.state.db,
             self.state.store.as_ref(),
             Utc::now(),
@@ -154,10 +150,7 @@ impl TestApp {
         )
         .await
         .unwrap();
-        FirmKey {
-            id: id.to_string(),
-            key: key.expose(),
-        }
+        FirmKey { key: key.expose() }
     }
 
     /// The token of the newest invite email sent to `email`.
@@ -198,7 +191,6 @@ impl TestApp {
         let body: Value = r.json().await.unwrap();
         Session {
             token: body["session"]["token"].as_str().unwrap().to_owned(),
-            csrf: body["session"]["csrf_token"].as_str().unwrap().to_owned(),
             firm_id: body["session"]["firm_id"].as_str().unwrap().to_owned(),
         }
     }
