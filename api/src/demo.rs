@@ -45,6 +45,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Demo> {
         FIRM_NAME,
         Some(&logo),
         "America/New_York",
+        "en-US",
     )
     .await?;
     let firm = FirmAuth { firm_id };

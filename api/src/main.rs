@@ -34,6 +34,9 @@ enum FirmAction {
         /// IANA time zone: due dates are compared with the firm's "today".
         #[arg(long, default_value = "UTC")]
         time_zone: String,
+        /// BCP 47 language tag the portal formats dates and amounts with.
+        #[arg(long, default_value = "en-US")]
+        locale: String,
     },
 }
 
@@ -43,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     match cli.command {
@@ -52,8 +56,9 @@ async fn main() -> anyhow::Result<()> {
                     name,
                     logo_url,
                     time_zone,
+                    locale,
                 },
-        }) => create_firm(&cli.serve, &name, logo_url.as_deref(), &time_zone).await,
+        }) => create_firm(&cli.serve, &name, logo_url.as_deref(), &time_zone, &locale).await,
         None => serve(cli.serve).await,
     }
 }
@@ -69,6 +74,7 @@ async fn create_firm(
     name: &str,
     logo_url: Option<&str>,
     time_zone: &str,
+    locale: &str,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;
     let db = portico_projections::Db::connect(&config.database_target()).await?;
@@ -80,6 +86,7 @@ async fn create_firm(
         name,
         logo_url,
         time_zone,
+        locale,
     )
     .await?;
     say(&format!("firm id:  {firm_id}"));
@@ -100,8 +107,15 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             demo.firm_id
         ));
         say(&format!("Firm API key:  {}", demo.api_key));
-        say(&format!("Invite link for {}:", demo.invite_email));
+        say(&format!(
+            "Open the portal: the invite link for {} (activate, then pay):",
+            demo.invite_email
+        ));
         say(&format!("  {}", demo.invite_link));
+        say(&format!(
+            "Portal login (after activating): {url}/login?firm={}",
+            demo.firm_id
+        ));
         say(&format!(
             "Portal API:    curl {url}/v1/portal/invites/{}",
             demo.invite_link.rsplit('/').next().unwrap_or_default()

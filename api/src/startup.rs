@@ -219,6 +219,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
                 async move { axum::Json(document.as_ref().clone()) }
             }),
         )
+        .merge(crate::portal::web::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))

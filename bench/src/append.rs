@@ -13,7 +13,7 @@ use portico_domain::invoice::{Invoice, IssueInvoice};
 use portico_domain::project::Project;
 use portico_domain::streams::StreamId;
 use portico_domain::submission::{submit, PaymentLine};
-use portico_domain::values::{InvoiceNumber, Name};
+use portico_domain::values::{InvoiceNumber, Locale, Name};
 use portico_domain::{Currency, Event, Money, Scope};
 use portico_projections::Db;
 use portico_store::command::execute;
@@ -45,8 +45,13 @@ async fn writer_world(store: &dyn EventStore) -> anyhow::Result<(FirmId, ClientI
     let meta = Metadata::new(Some(firm), "bench");
     let f = StreamId::firm(firm);
     execute(store, std::slice::from_ref(&f), &meta, |l| {
-        l.replay::<Firm>(&f)
-            .register(firm, name("Bench Firm"), None, TimeZone::UTC)
+        l.replay::<Firm>(&f).register(
+            firm,
+            name("Bench Firm"),
+            None,
+            TimeZone::UTC,
+            Locale::default_locale(),
+        )
     })
     .await?;
     let streams = [f.clone(), StreamId::client(client)];

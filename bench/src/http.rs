@@ -125,6 +125,7 @@ impl Portal {
             "Bench LLP",
             Some("https://cdn.example.com/l.png"),
             "UTC",
+            "en-US",
         )
         .await?;
         let key = key.expose();

@@ -14,7 +14,7 @@ use crate::clock::TimeZone;
 use crate::ids::*;
 use crate::money::Money;
 use crate::streams::StreamId;
-use crate::values::{Email, InvoiceNumber, Name, Url};
+use crate::values::{Email, InvoiceNumber, Locale, Name, Url};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "data")]
@@ -26,6 +26,8 @@ pub enum Event {
         logo_url: Option<Url>,
         /// Added in schema version 2; version 1 firms were all billed in UTC.
         time_zone: TimeZone,
+        /// Added in schema version 3; earlier firms format as `en-US`.
+        locale: Locale,
     },
     FirmProfileUpdated {
         firm_id: FirmId,
@@ -156,7 +158,7 @@ pub enum Event {
 /// `1..=current`; [`Event::event_type`]'s exhaustive match keeps this list honest (a test
 /// checks that every type named there is listed here).
 pub const EVENT_TYPES: &[(&str, i32)] = &[
-    ("FirmRegistered", 2),
+    ("FirmRegistered", 3),
     ("FirmProfileUpdated", 1),
     ("InvoiceNumberReserved", 1),
     ("ContactEmailReserved", 1),
@@ -322,6 +324,14 @@ fn upcast(event_type: &str, from: i32, mut data: Value) -> Value {
             }
             data
         }
+        // v2 → v3: firms gained a locale for the portal's dates and amounts.
+        ("FirmRegistered", 2) => {
+            if let Some(obj) = data.as_object_mut() {
+                obj.entry("locale")
+                    .or_insert_with(|| Value::String(Locale::DEFAULT.to_owned()));
+            }
+            data
+        }
         _ => data,
     }
 }
@@ -354,8 +364,10 @@ mod tests {
         let id = FirmId::new();
         let v1 = serde_json::json!({"firm_id": id, "name": "Acme", "logo_url": null});
         let event = decode("FirmRegistered", 1, v1).unwrap();
-        assert!(
-            matches!(event, Event::FirmRegistered { time_zone, .. } if time_zone == TimeZone::UTC)
-        );
+        assert!(matches!(
+            event,
+            Event::FirmRegistered { time_zone, locale, .. }
+                if time_zone == TimeZone::UTC && locale.as_str() == "en-US"
+        ));
     }
 }

@@ -10,7 +10,7 @@ use crate::clock::TimeZone;
 use crate::error::{DomainError, DomainResult, Entity};
 use crate::events::Event;
 use crate::ids::{ContactId, FirmId, InvoiceId};
-use crate::values::{Email, InvoiceNumber, Name, Url};
+use crate::values::{Email, InvoiceNumber, Locale, Name, Url};
 
 #[derive(Debug, Clone, Default)]
 pub struct Firm {
@@ -18,6 +18,7 @@ pub struct Firm {
     pub name: Option<Name>,
     pub logo_url: Option<Url>,
     pub time_zone: Option<TimeZone>,
+    pub locale: Option<Locale>,
     invoice_numbers: HashMap<InvoiceNumber, InvoiceId>,
     emails: HashMap<Email, ContactId>,
 }
@@ -30,11 +31,13 @@ impl Aggregate for Firm {
                 name,
                 logo_url,
                 time_zone,
+                locale,
             } => {
                 self.id = Some(*firm_id);
                 self.name = Some(name.clone());
                 self.logo_url = logo_url.clone();
                 self.time_zone = Some(*time_zone);
+                self.locale = Some(locale.clone());
             }
             Event::FirmProfileUpdated { name, logo_url, .. } => {
                 self.name = Some(name.clone());
@@ -62,6 +65,7 @@ impl Firm {
         name: Name,
         logo_url: Option<Url>,
         time_zone: TimeZone,
+        locale: Locale,
     ) -> DomainResult<Vec<Event>> {
         if self.id.is_some() {
             return Err(DomainError::AlreadyExists(Entity::Firm));
@@ -71,6 +75,7 @@ impl Firm {
             name,
             logo_url,
             time_zone,
+            locale,
         }])
     }
 
@@ -141,7 +146,15 @@ mod tests {
     fn a_firm_registers_once() {
         let f = FirmId::new();
         given::<Firm>(&[firm_registered(f)])
-            .when(|firm| firm.register(f, name("Again"), None, TimeZone::UTC))
+            .when(|firm| {
+                firm.register(
+                    f,
+                    name("Again"),
+                    None,
+                    TimeZone::UTC,
+                    Locale::default_locale(),
+                )
+            })
             .then_error(DomainError::AlreadyExists(Entity::Firm));
     }
 

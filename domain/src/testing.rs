@@ -70,5 +70,6 @@ pub fn firm_registered(firm_id: FirmId) -> Event {
         name: name("Acme Advisory"),
         logo_url: None,
         time_zone: TimeZone::UTC,
+        locale: crate::values::Locale::default_locale(),
     }
 }

@@ -61,6 +61,35 @@ string_value!(
     Url
 );
 
+string_value!(
+    /// A BCP 47 language tag such as `en-US` or `de-CH`, in canonical case: how the portal
+    /// formats the firm's dates and amounts.
+    Locale
+);
+
+impl Locale {
+    /// What firms registered before locales existed format with.
+    pub const DEFAULT: &'static str = "en-US";
+
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
+        let bad = || invalid("locale", "must be a language tag such as en-US or de-CH");
+        let trimmed = s.trim();
+        if trimmed.is_empty() || trimmed.len() > 35 {
+            return Err(bad());
+        }
+        let id: unic_langid::LanguageIdentifier = trimmed.parse().map_err(|_| bad())?;
+        // Registered languages have two- or three-letter subtags (ISO 639); "und" is none.
+        if id.language.is_empty() || !(2..=3).contains(&id.language.as_str().len()) {
+            return Err(bad());
+        }
+        Ok(Self(id.to_string()))
+    }
+
+    pub fn default_locale() -> Self {
+        Self(Self::DEFAULT.to_owned())
+    }
+}
+
 impl Name {
     pub fn parse(field: &'static str, s: &str) -> Result<Self, InvalidValue> {
         let trimmed = s.trim();
@@ -133,6 +162,24 @@ impl Url {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn locales_are_language_tags_in_canonical_case() {
+        assert_eq!(Locale::parse("en-us").unwrap().as_str(), "en-US");
+        assert_eq!(Locale::parse(" de-CH ").unwrap().as_str(), "de-CH");
+        assert_eq!(Locale::parse("fr").unwrap().as_str(), "fr");
+        for bad in [
+            "",
+            "english",
+            "en_US!",
+            "e",
+            "und",
+            "12-34",
+            &"x".repeat(40),
+        ] {
+            assert!(Locale::parse(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn emails_are_lower_cased_and_checked() {

@@ -16,7 +16,7 @@ use chrono::{NaiveDate, TimeZone, Utc};
 use portico_domain::clock::TimeZone as Zone;
 use portico_domain::events::{decode, EVENT_TYPES};
 use portico_domain::ids::*;
-use portico_domain::values::{Email, InvoiceNumber, Name, Url};
+use portico_domain::values::{Email, InvoiceNumber, Locale, Name, Url};
 use portico_domain::{Currency, Event, Money};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -52,6 +52,7 @@ fn samples() -> Vec<Event> {
             name: name("Acme Advisory LLP"),
             logo_url: logo.clone(),
             time_zone: Zone::parse("America/New_York").unwrap(),
+            locale: Locale::parse("en-US").unwrap(),
         },
         Event::FirmProfileUpdated {
             firm_id,

@@ -347,13 +347,15 @@ pub struct FirmView {
     pub name: String,
     pub logo_url: Option<String>,
     pub time_zone: String,
+    /// BCP 47 tag the portal formats dates and amounts with.
+    pub locale: String,
 }
 
 /// The firm's public profile (name, logo): shown on its invite and login pages.
 pub async fn firm(db: &Db, scope: &FirmScope) -> ProjectionResult<Option<FirmView>> {
     Ok(db
         .fetch_optional(
-            "SELECT firm_id, name, logo_url, time_zone FROM firms WHERE firm_id = $1",
+            "SELECT firm_id, name, logo_url, time_zone, locale FROM firms WHERE firm_id = $1",
             &[text(scope.firm_id)],
         )
         .await?)

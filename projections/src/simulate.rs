@@ -15,7 +15,7 @@ use portico_domain::invoice::{Invoice, IssueInvoice, PaymentStatus};
 use portico_domain::project::{Project, TeamMember};
 use portico_domain::streams::StreamId;
 use portico_domain::submission::{submit, PaymentLine};
-use portico_domain::values::{Email, InvoiceNumber, Name};
+use portico_domain::values::{Email, InvoiceNumber, Locale, Name};
 use portico_domain::{Currency, DomainResult, Event, Money};
 use portico_store::{AppendStream, EventStore, ExpectedVersion, Metadata, NewEvent, StoreResult};
 use rand::rngs::StdRng;
@@ -201,6 +201,7 @@ impl Simulation {
             name(&format!("Firm {n}")),
             None,
             TimeZone::parse(zone).unwrap_or(TimeZone::UTC),
+            Locale::default_locale(),
         )?;
         self.firms.push(firm);
         Ok((firm, events))

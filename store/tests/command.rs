@@ -51,6 +51,7 @@ async fn world() -> World {
             name: name("Acme"),
             logo_url: None,
             time_zone: TimeZone::UTC,
+            locale: portico_domain::values::Locale::default_locale(),
         },
         Event::ClientAdded {
             firm_id: firm,

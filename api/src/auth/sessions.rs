@@ -79,6 +79,62 @@ pub async fn create(
     ))
 }
 
+/// The current session as the page sees it (never the session token itself).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionInfo {
+    /// Send as `X-CSRF-Token` on writes authenticated by the cookie.
+    pub csrf_token: String,
+    pub expires_at: String,
+    pub contact_id: String,
+    pub firm_id: String,
+    pub client_id: String,
+    pub name: String,
+    pub email: String,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct InfoRow {
+    csrf_token: String,
+    absolute_expires_at: String,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct ContactRow {
+    name: String,
+    email: String,
+}
+
+pub async fn info(state: &AppState, session: &PortalSession) -> ApiResult<SessionInfo> {
+    let row: InfoRow = state
+        .db
+        .fetch_optional(
+            "SELECT csrf_token, absolute_expires_at FROM sessions WHERE token_hash = $1",
+            &[session.token_hash.clone().into()],
+        )
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    let contact: Option<ContactRow> = state
+        .db
+        .fetch_optional(
+            "SELECT name, email FROM contacts WHERE contact_id = $1",
+            &[session.contact_id.to_string().into()],
+        )
+        .await?;
+    let contact = contact.unwrap_or(ContactRow {
+        name: String::new(),
+        email: String::new(),
+    });
+    Ok(SessionInfo {
+        csrf_token: row.csrf_token,
+        expires_at: row.absolute_expires_at,
+        contact_id: session.contact_id.to_string(),
+        firm_id: session.firm_id.to_string(),
+        client_id: session.client_id.to_string(),
+        name: contact.name,
+        email: contact.email,
+    })
+}
+
 /// Ends every session of a contact (password change, deactivation).
 pub async fn end_all(state: &AppState, contact_id: ContactId) -> ApiResult<()> {
     state

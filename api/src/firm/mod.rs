@@ -65,14 +65,16 @@ pub async fn register_firm(
     name: &str,
     logo_url: Option<&str>,
     time_zone: &str,
+    locale: &str,
 ) -> anyhow::Result<(
     portico_domain::ids::FirmId,
     portico_domain::secrets::SecretToken,
 )> {
-    use portico_domain::values::{Name, Url};
+    use portico_domain::values::{Locale, Name, Url};
     let name = Name::parse("name", name)?;
     let logo = logo_url.map(|u| Url::parse("logo_url", u)).transpose()?;
     let zone = portico_domain::clock::TimeZone::parse(time_zone)?;
+    let locale = Locale::parse(locale)?;
     let firm_id = portico_domain::ids::FirmId::new();
     let stream = portico_domain::streams::StreamId::firm(firm_id);
     let meta = Metadata::new(Some(firm_id), "operator");
@@ -82,6 +84,7 @@ pub async fn register_firm(
             name.clone(),
             logo.clone(),
             zone,
+            locale.clone(),
         )
     })
     .await?;

@@ -8,12 +8,13 @@ use portico_domain::firm::Firm;
 use portico_domain::ids::{ClientId, ContactId, FirmId, InviteId};
 use portico_domain::secrets::SecretToken;
 use portico_domain::streams::StreamId;
+use portico_domain::values::Locale;
 use portico_projections::queries::{self, FirmScope};
 use portico_store::hash::format_instant;
 use portico_store::Metadata;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::sessions::{self, PortalSession, SessionGrant};
+use crate::auth::sessions::{self, PortalSession, SessionGrant, SessionInfo};
 use crate::auth::{login, passwords};
 use crate::commands::{load, run};
 use crate::error::{ApiError, ApiResult};
@@ -64,6 +65,31 @@ async fn invitation(state: &AppState, token: &str) -> ApiResult<Invitation> {
 pub struct FirmBrand {
     pub name: String,
     pub logo_url: Option<String>,
+    /// BCP 47 tag to format the firm's dates and amounts with, e.g. `en-US`.
+    pub locale: String,
+}
+
+impl From<queries::FirmView> for FirmBrand {
+    fn from(firm: queries::FirmView) -> Self {
+        Self {
+            name: firm.name,
+            logo_url: firm.logo_url,
+            locale: firm.locale,
+        }
+    }
+}
+
+/// The firm's public face for its login page: name, logo and locale.
+#[utoipa::path(get, path = "/v1/portal/firms/{firm_id}", tag = "portal", params(("firm_id" = String, Path)),
+    responses((status = 200, body = FirmBrand), (status = 404)))]
+pub async fn firm_brand(
+    State(state): State<AppState>,
+    ApiPath(firm_id): ApiPath<FirmId>,
+) -> ApiResult<ApiJson<FirmBrand>> {
+    let firm = queries::firm(&state.db, &FirmScope { firm_id })
+        .await?
+        .ok_or(ApiError::NotFound("firm"))?;
+    Ok(ApiJson(firm.into()))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -99,6 +125,11 @@ pub async fn lookup_invite(
                 .map(|n| n.to_string())
                 .unwrap_or_default(),
             logo_url: inv.firm.logo_url.as_ref().map(|u| u.to_string()),
+            locale: inv
+                .firm
+                .locale
+                .as_ref()
+                .map_or_else(|| Locale::DEFAULT.to_owned(), |l| l.to_string()),
         },
         email: inv
             .contact
@@ -283,6 +314,17 @@ pub async fn login(
             position: 0,
         },
     ))
+}
+
+/// The session the request carries, with its CSRF token: a page that was reloaded reads it
+/// here (another site's page cannot read responses from this origin).
+#[utoipa::path(get, path = "/v1/portal/sessions/current", tag = "portal",
+    responses((status = 200, body = SessionInfo), (status = 401)), security(("session" = [])))]
+pub async fn current_session(
+    State(state): State<AppState>,
+    session: PortalSession,
+) -> ApiResult<ApiJson<SessionInfo>> {
+    Ok(ApiJson(sessions::info(&state, &session).await?))
 }
 
 #[utoipa::path(delete, path = "/v1/portal/sessions/current", tag = "portal",

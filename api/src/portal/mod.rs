@@ -4,6 +4,7 @@
 pub(crate) mod access;
 pub(crate) mod checkouts;
 mod views;
+pub mod web;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -15,7 +16,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(access::lookup_invite))
         .routes(routes!(access::accept_invite))
         .routes(routes!(access::login))
-        .routes(routes!(access::logout))
+        .routes(routes!(access::current_session, access::logout))
+        .routes(routes!(access::firm_brand))
         .routes(routes!(access::change_password))
         .routes(routes!(views::dashboard))
         .routes(routes!(views::invoices))

@@ -60,10 +60,7 @@ pub async fn dashboard(
     .ok_or(ApiError::NotFound("firm"))?;
     let today = state.today_at(Some(&firm));
     Ok(ApiJson(Dashboard {
-        firm: FirmBrand {
-            name: firm.name,
-            logo_url: firm.logo_url,
-        },
+        firm: FirmBrand::from(firm),
         team: queries::client_team(&state.db, &scope, selected).await?,
         selected_project_id: selected.map(|p| p.to_string()),
         projects,

@@ -12,7 +12,14 @@ pub struct Directory;
 const TABLES: &[TableDef] = &[
     TableDef {
         name: "firms",
-        columns: &["firm_id", "name", "logo_url", "time_zone", "registered_at"],
+        columns: &[
+            "firm_id",
+            "name",
+            "logo_url",
+            "time_zone",
+            "locale",
+            "registered_at",
+        ],
         key: &["firm_id"],
     },
     TableDef {
@@ -47,6 +54,7 @@ const DDL: &[&str] = &[
         name TEXT NOT NULL,
         logo_url TEXT,
         time_zone TEXT NOT NULL,
+        locale TEXT NOT NULL,
         registered_at TEXT NOT NULL
     )",
     "CREATE TABLE {clients} (
@@ -101,13 +109,15 @@ impl Projector for Directory {
                 name,
                 logo_url,
                 time_zone,
+                locale,
             } => out.push(stmt(
-                "INSERT INTO {firms} (firm_id, name, logo_url, time_zone, registered_at) VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO {firms} (firm_id, name, logo_url, time_zone, locale, registered_at) VALUES ($1, $2, $3, $4, $5, $6)",
                 vec![
                     firm_id.to_string().into(),
                     name.as_str().into(),
                     logo_url.as_ref().map(|u| u.to_string()).into(),
                     time_zone.name().into(),
+                    locale.as_str().into(),
                     at,
                 ],
             )),

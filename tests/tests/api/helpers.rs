@@ -140,13 +140,19 @@ impl TestApp {
     }
 
     pub async fn new_firm(&self, name: &str) -> FirmKey {
+        self.new_firm_with(name, "https://cdn.example.com/logo.png", "en-US")
+            .await
+    }
+
+    pub async fn new_firm_with(&self, name: &str, logo_url: &str, locale: &str) -> FirmKey {
         let (_, key) = portico_api::firm::register_firm(
             &self.state.db,
             self.state.store.as_ref(),
             Utc::now(),
             name,
-            Some("https://cdn.example.com/logo.png"),
+            Some(logo_url),
             "UTC",
+            locale,
         )
         .await
         .unwrap();

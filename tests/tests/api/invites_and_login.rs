@@ -235,6 +235,28 @@ async fn cookie_sessions_need_the_csrf_token_to_write_and_expire_when_idle(app: 
     assert_problem(checkout(false).await.unwrap(), 403, "csrf").await;
     assert_eq!(checkout(true).await.unwrap().status(), 201);
 
+    // A reloaded page reads the CSRF token of its cookie's session (never the token).
+    let current = app
+        .http
+        .get(app.url("/v1/portal/sessions/current"))
+        .header("cookie", &jar)
+        .send()
+        .await
+        .unwrap();
+    let current = json_ok(current, 200).await;
+    assert_eq!(current["csrf_token"], csrf);
+    assert_eq!(current["email"], "ann@client.example");
+    assert_eq!(current["name"], "Ann Lee");
+    assert!(current.get("token").is_none());
+    assert!(!current.to_string().contains(jar.split('=').nth(1).unwrap()));
+    let anonymous = app
+        .http
+        .get(app.url("/v1/portal/sessions/current"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(anonymous, 401, "unauthorized").await;
+
     // Idle for longer than 30 minutes: the session is over.
     app.clock.advance(Duration::minutes(31));
     let stale = app
@@ -245,6 +267,42 @@ async fn cookie_sessions_need_the_csrf_token_to_write_and_expire_when_idle(app: 
         .await
         .unwrap();
     assert_problem(stale, 401, "unauthorized").await;
+}
+
+async fn a_firms_login_page_shows_its_name_logo_and_locale_and_nothing_else(app: TestApp) {
+    let firm = app
+        .new_firm_with("Brandt & Co", "https://cdn.example.com/brandt.png", "de-CH")
+        .await;
+    let w = crate::world::world_of(&app, firm, "ann@client.example").await;
+    let s = app.activate(&w.email).await;
+    let brand = json_ok(
+        app.request(
+            Method::GET,
+            &format!("/v1/portal/firms/{}", s.firm_id),
+            None,
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(
+        brand,
+        json!({ "name": "Brandt & Co", "logo_url": "https://cdn.example.com/brandt.png", "locale": "de-CH" })
+    );
+    let unknown = app
+        .request(
+            Method::GET,
+            &format!("/v1/portal/firms/{}", uuid::Uuid::now_v7()),
+            None,
+            None,
+        )
+        .await;
+    assert_problem(unknown, 404, "not-found").await;
+    let garbage = app
+        .request(Method::GET, "/v1/portal/firms/not-an-id", None, None)
+        .await;
+    assert!(garbage.status() == 404 || garbage.status() == 422);
 }
 
 async fn changing_the_password_ends_every_other_session(app: TestApp) {
@@ -330,5 +388,6 @@ crate::on_both_backends!(
     repeated_wrong_passwords_back_off_with_one_generic_message,
     cookie_sessions_need_the_csrf_token_to_write_and_expire_when_idle,
     changing_the_password_ends_every_other_session,
+    a_firms_login_page_shows_its_name_logo_and_locale_and_nothing_else,
     a_deactivated_contact_is_logged_out_and_cannot_log_in,
 );

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
 mod bad_input;
+mod browser;
 mod health;
 mod helpers;
 mod invites_and_login;

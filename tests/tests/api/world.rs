@@ -29,7 +29,11 @@ pub async fn created(app: &TestApp, key: &str, path: &str, body: Value) -> (Stri
 }
 
 pub async fn world(app: &TestApp, firm_name: &str, email: &str) -> World {
-    let firm = app.new_firm(firm_name).await;
+    world_of(app, app.new_firm(firm_name).await, email).await
+}
+
+/// The same world for a firm registered by the caller.
+pub async fn world_of(app: &TestApp, firm: FirmKey, email: &str) -> World {
     let key = firm.key.clone();
     let (client, _) = created(
         app,
