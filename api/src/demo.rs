@@ -88,10 +88,11 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Demo> {
                 StreamId::firm(firm_id),
                 StreamId::client(client_id),
                 StreamId::contact(cmd.contact_id),
+                StreamId::contact_email(firm_id, &cmd.email),
             ];
             run(state, &meta, &streams, |l| {
                 l.replay::<Contact>(&streams[2]).add(
-                    &l.replay::<Firm>(&streams[0]),
+                    &l.replay_all::<Firm>(&[&streams[0], &streams[3]]),
                     &l.replay::<Client>(&streams[1]),
                     cmd.clone(),
                 )
@@ -211,10 +212,11 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Demo> {
             StreamId::firm(firm_id),
             StreamId::project(project_id),
             StreamId::invoice(cmd.invoice_id),
+            StreamId::invoice_number(firm_id, &cmd.number),
         ];
         run(state, &meta, &streams, |l| {
             l.replay::<Invoice>(&streams[2]).issue(
-                &l.replay::<Firm>(&streams[0]),
+                &l.replay_all::<Firm>(&[&streams[0], &streams[3]]),
                 &l.replay::<Project>(&streams[1]),
                 cmd.clone(),
             )

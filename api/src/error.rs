@@ -277,11 +277,10 @@ impl From<ProjectionError> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                ApiError::Unavailable
-            }
-            other => ApiError::Internal(other.to_string()),
+        if portico_store::error::is_unavailable(&e) {
+            ApiError::Unavailable
+        } else {
+            ApiError::Internal(e.to_string())
         }
     }
 }

@@ -111,11 +111,12 @@ pub async fn command_path(
                     StreamId::firm(firm),
                     StreamId::project(project),
                     StreamId::invoice(invoice_id),
+                    StreamId::invoice_number(firm, &cmd.number),
                 ];
                 let t = Instant::now();
                 execute(store.as_ref(), &streams, &meta, |l| {
                     l.replay::<Invoice>(&streams[2]).issue(
-                        &l.replay::<Firm>(&streams[0]),
+                        &l.replay_all::<Firm>(&[&streams[0], &streams[3]]),
                         &l.replay::<Project>(&streams[1]),
                         cmd.clone(),
                     )

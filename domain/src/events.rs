@@ -236,10 +236,13 @@ impl Event {
     pub fn stream_id(&self) -> StreamId {
         use Event::*;
         match self {
-            FirmRegistered { firm_id, .. }
-            | FirmProfileUpdated { firm_id, .. }
-            | InvoiceNumberReserved { firm_id, .. }
-            | ContactEmailReserved { firm_id, .. } => StreamId::firm(*firm_id),
+            FirmRegistered { firm_id, .. } | FirmProfileUpdated { firm_id, .. } => {
+                StreamId::firm(*firm_id)
+            }
+            InvoiceNumberReserved {
+                firm_id, number, ..
+            } => StreamId::invoice_number(*firm_id, number),
+            ContactEmailReserved { firm_id, email, .. } => StreamId::contact_email(*firm_id, email),
             ClientAdded { client_id, .. } => StreamId::client(*client_id),
             ContactAdded { contact_id, .. }
             | InviteSent { contact_id, .. }

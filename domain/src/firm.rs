@@ -1,7 +1,9 @@
-//! The firm aggregate (`firm-{id}`): profile, time zone, and the per-firm uniqueness of
-//! invoice numbers and contact emails. Uniqueness is enforced by reserving the key in the
-//! firm stream in the same atomic append as the entity's creation, so two racing commands
-//! conflict on the firm stream's version and exactly one wins.
+//! The firm aggregate (`firm-{id}`): profile, time zone, locale, and the per-firm
+//! uniqueness of invoice numbers and contact emails. A key is reserved by the first event
+//! of its own reservation stream (see [`crate::streams`]), appended atomically with the
+//! entity's creation, so two racing commands for one key conflict and exactly one wins.
+//! Callers fold the firm from its stream plus the key's reservation stream; reservations
+//! stored in the firm stream by earlier versions fold the same way.
 
 use std::collections::HashMap;
 

@@ -140,7 +140,8 @@ impl Invoice {
         }
     }
 
-    /// Issues the invoice. The number is reserved in the firm stream in the same append,
+    /// Issues the invoice. The number is reserved in its own reservation stream in the same
+    /// append (`firm` must be folded from the firm stream and that stream),
     /// which keeps invoice numbers unique per firm.
     pub fn issue(
         &self,

@@ -47,6 +47,18 @@ impl Loaded {
         A::replay(self.events(stream))
     }
 
+    /// The aggregate folded from several loaded streams in turn, e.g. a firm with the
+    /// reservation stream of the key a command claims.
+    pub fn replay_all<A: Aggregate>(&self, streams: &[&StreamId]) -> A {
+        let mut state = A::default();
+        for stream in streams {
+            for event in self.events(stream) {
+                state.apply(event);
+            }
+        }
+        state
+    }
+
     fn version(&self, stream: &StreamId) -> Option<Option<i64>> {
         self.streams.get(stream).map(|s| s.version)
     }

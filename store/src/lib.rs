@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 mod append;
 pub mod command;
-mod error;
+pub mod error;
 pub mod hash;
 pub mod postgres;
 pub mod sqlite;

@@ -39,7 +39,8 @@ pub async fn open_pool(url: &str) -> StoreResult<PgPool> {
     let options: PgConnectOptions = url.parse()?;
     let pool = PgPoolOptions::new()
         .max_connections(16)
-        .acquire_timeout(Duration::from_secs(10))
+        // Fail fast while the server is down: a request answers 503 within a few seconds.
+        .acquire_timeout(Duration::from_secs(3))
         .connect_with(options)
         .await?;
     MIGRATOR.run(&pool).await?;

@@ -99,10 +99,11 @@ async fn issue(w: &World, number: &str, total: &str) -> Result<InvoiceId, Comman
         StreamId::firm(w.firm),
         StreamId::project(w.project),
         StreamId::invoice(invoice_id),
+        StreamId::invoice_number(w.firm, &cmd.number),
     ];
     execute(&w.store, &streams, &meta(w.firm), |l| {
         l.replay::<Invoice>(&streams[2]).issue(
-            &l.replay::<Firm>(&streams[0]),
+            &l.replay_all::<Firm>(&[&streams[0], &streams[3]]),
             &l.replay::<Project>(&streams[1]),
             cmd.clone(),
         )
@@ -152,21 +153,32 @@ async fn invoice_state(w: &World, id: InvoiceId) -> Invoice {
 #[tokio::test]
 async fn issuing_writes_the_invoice_and_its_number_reservation_together() {
     let w = world().await;
+    let firm_before = read_whole_stream(&w.store, &StreamId::firm(w.firm))
+        .await
+        .unwrap();
     let id = issue(&w, "INV-1", "100.00").await.unwrap();
-    let firm_stream = read_whole_stream(&w.store, &StreamId::firm(w.firm))
+    let number = portico_domain::values::InvoiceNumber::parse("INV-1").unwrap();
+    let reservation = read_whole_stream(&w.store, &StreamId::invoice_number(w.firm, &number))
         .await
         .unwrap();
     let invoice_stream = read_whole_stream(&w.store, &StreamId::invoice(id))
         .await
         .unwrap();
-    assert_eq!(
-        firm_stream.last().unwrap().event_type,
-        "InvoiceNumberReserved"
-    );
+    assert_eq!(reservation.len(), 1);
+    assert_eq!(reservation[0].event_type, "InvoiceNumberReserved");
     assert_eq!(invoice_stream.len(), 1);
     assert_eq!(
-        firm_stream.last().unwrap().recorded_at,
-        invoice_stream[0].recorded_at
+        reservation[0].global_position + 1,
+        invoice_stream[0].global_position,
+        "one append"
+    );
+    assert_eq!(
+        read_whole_stream(&w.store, &StreamId::firm(w.firm))
+            .await
+            .unwrap()
+            .len(),
+        firm_before.len(),
+        "the firm stream is only read"
     );
     assert!(matches!(
         issue(&w, "INV-1", "5.00").await,

@@ -61,10 +61,11 @@ pub async fn issue_invoice(
         StreamId::firm(firm.firm_id),
         StreamId::project(body.project_id),
         StreamId::invoice(cmd.invoice_id),
+        StreamId::invoice_number(firm.firm_id, &cmd.number),
     ];
     let committed = run(&state, &metadata(&firm), &streams, |l| {
         l.replay::<Invoice>(&streams[2]).issue(
-            &l.replay::<Firm>(&streams[0]),
+            &l.replay_all::<Firm>(&[&streams[0], &streams[3]]),
             &l.replay::<Project>(&streams[1]),
             cmd.clone(),
         )

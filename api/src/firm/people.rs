@@ -144,10 +144,11 @@ pub async fn add_contact(
         StreamId::firm(firm.firm_id),
         StreamId::client(client_id),
         StreamId::contact(cmd.contact_id),
+        StreamId::contact_email(firm.firm_id, &cmd.email),
     ];
     let committed = run(&state, &metadata(&firm), &streams, |l| {
         l.replay::<Contact>(&streams[2]).add(
-            &l.replay::<Firm>(&streams[0]),
+            &l.replay_all::<Firm>(&[&streams[0], &streams[3]]),
             &l.replay::<Client>(&streams[1]),
             cmd.clone(),
         )

@@ -1,4 +1,5 @@
 use crate::helpers::{json_ok, spawn_app};
+use serde_json::Value;
 
 #[tokio::test]
 async fn a_fresh_server_is_healthy_and_ready() {
@@ -56,15 +57,24 @@ async fn metrics_count_requests_by_route_and_report_projection_lag() {
     assert!(text.contains("portico_http_requests_total{method=\"GET\",route=\"/v1/firm/invoices\",status=\"401\"} 1"), "{text}");
     assert!(text.contains("portico_projection_lag_events"));
     assert!(text.contains("portico_http_request_duration_seconds_bucket"));
-    let status = json_ok(
-        app.http
-            .get(app.url("/v1/ops/projections"))
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    // Ready means the read models answer; the runner flags leadership a moment after it
+    // prepared them, so a loaded machine may see `leader: false` at first.
+    let mut status = Value::Null;
+    for _ in 0..200 {
+        status = json_ok(
+            app.http
+                .get(app.url("/v1/ops/projections"))
+                .send()
+                .await
+                .unwrap(),
+            200,
+        )
+        .await;
+        if status["leader"] == true {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
     assert_eq!(status["projections"].as_array().unwrap().len(), 4);
-    assert_eq!(status["leader"], true);
+    assert_eq!(status["leader"], true, "{status}");
 }
