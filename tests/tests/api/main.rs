@@ -9,6 +9,7 @@ mod helpers;
 mod invites_and_login;
 mod journey;
 mod payments;
+mod races;
 mod replay;
 mod tenancy;
 mod world;
