@@ -173,7 +173,7 @@ async fn postgres_stopped_and_started_under_load_fails_fast_and_recovers() {
     drop(guard);
 
     server.caught_up(&http).await;
-    let s = seen.lock().unwrap();
+    let s = std::mem::take(&mut *seen.lock().unwrap());
     let outage_503 = s.outage.iter().filter(|o| o.1 == 503).count();
     let slowest = s.outage.iter().map(|o| o.3).max().unwrap_or_default();
     eprintln!(
