@@ -305,6 +305,31 @@ async fn a_firms_login_page_shows_its_name_logo_and_locale_and_nothing_else(app:
     assert!(garbage.status() == 404 || garbage.status() == 422);
 }
 
+/// Session fixation: a session token planted before login (chosen by an attacker, or left
+/// over from an earlier session) never becomes the logged-in session.
+async fn a_token_planted_before_login_is_useless_after_it(app: TestApp) {
+    let w = world(&app, "Acme", "ann@client.example").await;
+    let earlier = app.activate(&w.email).await;
+    let planted = "ab".repeat(32);
+    for presented in [planted.as_str(), earlier.token.as_str()] {
+        let r = app
+            .http
+            .post(app.url("/v1/portal/sessions"))
+            .header("cookie", format!("portico_session={presented}"))
+            .json(&json!({ "firm_id": earlier.firm_id, "email": w.email, "password": PASSWORD }))
+            .send()
+            .await
+            .unwrap();
+        let cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+        let body = json_ok(r, 201).await;
+        let fresh = body["session"]["token"].as_str().unwrap();
+        assert_ne!(fresh, presented, "login must mint a new token");
+        assert!(cookie.contains(fresh) && !cookie.contains(presented));
+    }
+    let planted_use = app.get("/v1/portal/dashboard", &planted).await;
+    assert_problem(planted_use, 401, "unauthorized").await;
+}
+
 async fn changing_the_password_ends_every_other_session(app: TestApp) {
     let w = world(&app, "Acme", "ann@client.example").await;
     let s = app.activate(&w.email).await;
@@ -388,6 +413,7 @@ crate::on_both_backends!(
     repeated_wrong_passwords_back_off_with_one_generic_message,
     cookie_sessions_need_the_csrf_token_to_write_and_expire_when_idle,
     changing_the_password_ends_every_other_session,
+    a_token_planted_before_login_is_useless_after_it,
     a_firms_login_page_shows_its_name_logo_and_locale_and_nothing_else,
     a_deactivated_contact_is_logged_out_and_cannot_log_in,
 );
