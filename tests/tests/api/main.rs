@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod browser;
+mod fuzz_bodies;
 mod health;
 mod helpers;
 mod invites_and_login;
