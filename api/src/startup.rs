@@ -71,7 +71,104 @@ impl utoipa::Modify for Security {
 
 /// The OpenAPI document, generated from the handlers' annotations.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_routes().split_for_parts().1
+    with_problem_responses(api_routes().split_for_parts().1)
+}
+
+/// Documents the problem+json answers every operation can give besides its own: 400
+/// (malformed JSON or parameters), 404, 422, 503 and 500 everywhere; 413 and 415 with a
+/// body; 401 with credentials, and 403 (CSRF) with a session. Error responses that were
+/// listed without a body get the `Problem` schema.
+fn with_problem_responses(document: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use serde_json::{json, Value};
+    let Ok(mut doc) = serde_json::to_value(&document) else {
+        return document;
+    };
+    let problem = json!({
+        "type": "object",
+        "description": "RFC 9457 problem details; `type` is stable, see the README for the list.",
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": { "type": "string" },
+            "title": { "type": "string" },
+            "status": { "type": "integer" },
+            "detail": { "type": "string" },
+        },
+        "additionalProperties": true,
+    });
+    doc["components"]["schemas"]["Problem"] = problem;
+    let answer = |description: &str| {
+        json!({
+            "description": description,
+            "content": { "application/problem+json": {
+                "schema": { "$ref": "#/components/schemas/Problem" } } },
+        })
+    };
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return document;
+    };
+    for item in paths.values_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for (method, operation) in item.iter_mut() {
+            if !matches!(method.as_str(), "get" | "post" | "put" | "patch" | "delete") {
+                continue;
+            }
+            let has_body = operation.get("requestBody").is_some();
+            let schemes: Vec<String> = operation["security"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_object)
+                .flat_map(|o| o.keys().cloned())
+                .collect();
+            let mut codes = vec![
+                (
+                    "400",
+                    "Malformed request: JSON or a parameter that does not parse",
+                ),
+                ("404", "Not found (also another tenant's ids)"),
+                ("422", "Invalid input"),
+                ("500", "Internal error; details only in the server log"),
+                (
+                    "503",
+                    "Temporarily unavailable; retry after `Retry-After` seconds",
+                ),
+            ];
+            if has_body {
+                codes.push(("413", "Body too large"));
+                codes.push(("415", "Body not sent as application/json"));
+            }
+            if !schemes.is_empty() {
+                codes.push(("401", "Missing, unknown or expired credentials"));
+            }
+            if schemes.iter().any(|s| s == "session") {
+                codes.push(("403", "Cookie-authenticated write without its X-CSRF-Token"));
+            }
+            let Some(responses) = operation["responses"].as_object_mut() else {
+                continue;
+            };
+            for (code, description) in codes {
+                responses.entry(code).or_insert_with(|| answer(description));
+            }
+            for (code, response) in responses.iter_mut() {
+                if code.starts_with('4') || code.starts_with('5') {
+                    if let Some(r) = response.as_object_mut() {
+                        if !r.contains_key("content") {
+                            let described = r
+                                .get("description")
+                                .and_then(Value::as_str)
+                                .filter(|d| !d.is_empty())
+                                .unwrap_or("Error")
+                                .to_owned();
+                            *response = answer(&described);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    serde_json::from_value(doc).unwrap_or(document)
 }
 
 fn api_routes() -> OpenApiRouter<AppState> {
@@ -207,7 +304,7 @@ async fn method_not_allowed(request: Request) -> ApiError {
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let (api, document) = api_routes().split_for_parts();
-    let document = Arc::new(document);
+    let document = Arc::new(with_problem_responses(document));
     api.route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
