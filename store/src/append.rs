@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use portico_domain::streams::StreamId;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::hash::{canonical_json, chain_hash, HashInput, GENESIS};
 use crate::{
@@ -159,4 +159,81 @@ pub(crate) fn replayed_append(
 
 pub(crate) fn corrupt(position: i64, what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("event at position {position}: {what}: {e}"))
+}
+
+/// The most appends one group commit takes.
+pub const MAX_GROUP: usize = 256;
+
+/// One append waiting for its store's writer task (group commit: see `sqlite.rs`).
+#[derive(Debug)]
+pub(crate) struct Request {
+    pub streams: Vec<AppendStream>,
+    pub now: DateTime<Utc>,
+    pub reply: oneshot::Sender<StoreResult<AppendResult>>,
+}
+
+/// Queues an append for the writer task and waits for its answer. The writer runs it to
+/// its commit or rollback even if this caller is cancelled (a client hangs up).
+pub(crate) async fn submit(
+    writer: &mpsc::UnboundedSender<Request>,
+    streams: Vec<AppendStream>,
+    now: DateTime<Utc>,
+) -> StoreResult<AppendResult> {
+    let (reply, answer) = oneshot::channel();
+    let stopped = || StoreError::Unavailable(sqlx::Error::PoolClosed);
+    writer
+        .send(Request {
+            streams,
+            now,
+            reply,
+        })
+        .map_err(|_| stopped())?;
+    answer.await.map_err(|_| stopped())?
+}
+
+/// Waits for an append, then takes every other one already queued, up to [`MAX_GROUP`].
+pub(crate) async fn next_group(
+    queue: &mut mpsc::UnboundedReceiver<Request>,
+) -> Option<Vec<Request>> {
+    let mut group = vec![queue.recv().await?];
+    while group.len() < MAX_GROUP {
+        match queue.try_recv() {
+            Ok(next) => group.push(next),
+            Err(_) => break,
+        }
+    }
+    Some(group)
+}
+
+/// An error for every member of a group whose transaction failed as a whole.
+pub(crate) fn group_failed(e: &sqlx::Error) -> StoreError {
+    if crate::error::is_unavailable(e) {
+        StoreError::Unavailable(sqlx::Error::Io(std::io::Error::other(e.to_string())))
+    } else {
+        StoreError::Database(sqlx::Error::Protocol(e.to_string()))
+    }
+}
+
+/// Answers every member of a group once its transaction committed (or did not), then
+/// tells subscribers.
+pub(crate) fn answer_group(
+    head: &watch::Sender<i64>,
+    outcomes: Vec<(Request, StoreResult<AppendResult>)>,
+    committed: Result<(), sqlx::Error>,
+) {
+    let mut last = AppendResult { events: Vec::new() };
+    for (request, outcome) in outcomes {
+        let answer = match (&committed, outcome) {
+            (Ok(()), outcome) => outcome,
+            (Err(e), Ok(_)) => Err(group_failed(e)),
+            (Err(_), Err(e)) => Err(e),
+        };
+        if let Ok(result) = &answer {
+            if result.last_position() > last.last_position() {
+                last = result.clone();
+            }
+        }
+        let _ = request.reply.send(answer);
+    }
+    publish(head, &last);
 }

@@ -1,7 +1,11 @@
 //! The embedded default backend: one SQLite file in WAL mode with `synchronous=FULL`
-//! (an acknowledged payment survives power loss). SQLite has one writer; appends take the
-//! write lock up front with `BEGIN IMMEDIATE`, and writers in this process queue on a
-//! mutex first so they wait in line instead of spinning on `SQLITE_BUSY`.
+//! (an acknowledged payment survives power loss). SQLite has one writer, so appends go
+//! through one writer task per store, which commits them in groups: it takes every append
+//! waiting in its queue (up to `MAX_GROUP`, 256), runs each inside its own savepoint of one
+//! `BEGIN IMMEDIATE` transaction, and commits once. An append that fails (a version
+//! conflict, a reused event id) is rolled back to its savepoint alone; the others commit.
+//! Nobody is answered before the commit, so durability is the same as one transaction per
+//! append, while concurrent writers share the cost of the commit's fsync.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -17,10 +21,13 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool, Transaction};
-use tokio::sync::{watch, Mutex};
+use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
-use crate::append::{chain, corrupt, publish, replayed_append, validate};
+use crate::append::{
+    answer_group, chain, corrupt, group_failed, next_group, replayed_append, submit, validate,
+    Request,
+};
 use crate::hash::{format_instant, truncate_to_micros};
 use crate::{AppendResult, AppendStream, EventStore, RecordedEvent, StoreError, StoreResult};
 
@@ -55,7 +62,7 @@ pub async fn open_pool(path: &Path) -> StoreResult<SqlitePool> {
 #[derive(Debug, Clone)]
 pub struct SqliteEventStore {
     pool: SqlitePool,
-    write_lock: Arc<Mutex<()>>,
+    writer: mpsc::UnboundedSender<Request>,
     head: Arc<watch::Sender<i64>>,
     clock: Arc<dyn Clock>,
 }
@@ -71,10 +78,13 @@ impl SqliteEventStore {
         let head: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(global_position), 0) FROM events")
             .fetch_one(&pool)
             .await?;
+        let head = Arc::new(watch::channel(head).0);
+        let (writer, queue) = mpsc::unbounded_channel();
+        tokio::spawn(write_groups(pool.clone(), head.clone(), queue));
         Ok(Self {
             pool,
-            write_lock: Arc::new(Mutex::new(())),
-            head: Arc::new(watch::channel(head).0),
+            writer,
+            head,
             clock: Arc::new(SystemClock),
         })
     }
@@ -140,91 +150,137 @@ async fn stored_with_ids(
     Ok(stored)
 }
 
-impl SqliteEventStore {
-    /// The append itself. Callers go through [`EventStore::append`], which runs this on a
-    /// task of its own: if the caller is cancelled (a client hangs up), the transaction
-    /// still runs to its commit or rollback instead of being dropped half-way with the
-    /// write lock held.
-    async fn append_now(self, streams: Vec<AppendStream>) -> StoreResult<AppendResult> {
-        validate(&streams)?;
-        let _writer = self.write_lock.lock().await;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-
-        if let Some(replayed) =
-            replayed_append(&streams, &stored_with_ids(&mut tx, &streams).await?)?
-        {
-            return Ok(replayed);
-        }
-
-        let mut heads = Vec::with_capacity(streams.len());
-        for s in &streams {
-            let head: Option<(i64, Vec<u8>)> = sqlx::query_as(
-                "SELECT stream_version, hash FROM events WHERE stream_id = $1 \
-                 ORDER BY stream_version DESC LIMIT 1",
-            )
-            .bind(s.stream_id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-            let actual = head.as_ref().map(|(v, _)| *v);
-            if !s.expected.admits(actual) {
-                return Err(StoreError::Conflict {
-                    stream: s.stream_id.clone(),
-                    expected: s.expected,
-                    actual,
-                });
-            }
-            heads.push(head);
-        }
-
-        // recorded_at never goes backwards in position order, even if the clock does, so
-        // "as of T" is always a prefix of the log.
-        let last: Option<String> = sqlx::query_scalar(
-            "SELECT recorded_at FROM events ORDER BY global_position DESC LIMIT 1",
-        )
-        .fetch_optional(&mut *tx)
-        .await?;
-        let now = truncate_to_micros(self.clock.now());
-        let recorded_at = last
-            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-            .map_or(now, |t| now.max(t.with_timezone(&Utc)));
-        let recorded_text = format_instant(recorded_at);
-
-        let mut appended = Vec::new();
-        for row in chain(&streams, heads, recorded_at)? {
-            let position: i64 = sqlx::query_scalar(
-                "INSERT INTO events (stream_id, stream_version, event_id, event_type, \
-                 schema_version, data, metadata, recorded_at, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING global_position",
-            )
-            .bind(row.stream_id.as_str())
-            .bind(row.version)
-            .bind(row.event.event_id.to_string())
-            .bind(&row.event.event_type)
-            .bind(row.event.schema_version)
-            .bind(&row.data)
-            .bind(&row.metadata)
-            .bind(&recorded_text)
-            .bind(row.hash.as_slice())
-            .fetch_one(&mut *tx)
-            .await?;
-            appended.push(row.appended(position));
-        }
-        tx.commit().await?;
-
-        let result = AppendResult { events: appended };
-        publish(&self.head, &result);
-        Ok(result)
+/// The writer task: commits what is queued as one group, answers, repeats. It ends when
+/// the last handle of the store is dropped.
+async fn write_groups(
+    pool: SqlitePool,
+    head: Arc<watch::Sender<i64>>,
+    mut queue: mpsc::UnboundedReceiver<Request>,
+) {
+    while let Some(group) = next_group(&mut queue).await {
+        commit_group(&pool, &head, group).await;
     }
+}
+
+async fn commit_group(pool: &SqlitePool, head: &watch::Sender<i64>, group: Vec<Request>) {
+    let mut tx = match pool.begin_with("BEGIN IMMEDIATE").await {
+        Ok(tx) => tx,
+        Err(e) => {
+            for r in group {
+                let _ = r.reply.send(Err(group_failed(&e)));
+            }
+            return;
+        }
+    };
+    let mut outcomes: Vec<(Request, StoreResult<AppendResult>)> = Vec::with_capacity(group.len());
+    let mut broken: Option<sqlx::Error> = None;
+    for r in group {
+        if broken.is_some() {
+            outcomes.push((r, Err(StoreError::Unavailable(sqlx::Error::PoolClosed))));
+            continue;
+        }
+        if let Err(e) = validate(&r.streams) {
+            outcomes.push((r, Err(e)));
+            continue;
+        }
+        if let Err(e) = sqlx::query("SAVEPOINT append").execute(&mut *tx).await {
+            broken = Some(e);
+            outcomes.push((r, Err(StoreError::Unavailable(sqlx::Error::PoolClosed))));
+            continue;
+        }
+        let outcome = append_in(&mut tx, &r.streams, r.now).await;
+        if outcome.is_err() {
+            if let Err(e) = sqlx::query("ROLLBACK TO append").execute(&mut *tx).await {
+                broken = Some(e);
+            }
+        }
+        if let Err(e) = sqlx::query("RELEASE append").execute(&mut *tx).await {
+            broken = broken.or(Some(e));
+        }
+        outcomes.push((r, outcome));
+    }
+    let committed = match broken {
+        Some(e) => {
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+        None => tx.commit().await,
+    };
+    answer_group(head, outcomes, committed);
+}
+
+/// One append inside the group's transaction.
+async fn append_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    streams: &[AppendStream],
+    now: DateTime<Utc>,
+) -> StoreResult<AppendResult> {
+    if let Some(replayed) = replayed_append(streams, &stored_with_ids(tx, streams).await?)? {
+        return Ok(replayed);
+    }
+
+    let mut heads = Vec::with_capacity(streams.len());
+    for s in streams {
+        let head: Option<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT stream_version, hash FROM events WHERE stream_id = $1 \
+             ORDER BY stream_version DESC LIMIT 1",
+        )
+        .bind(s.stream_id.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+        let actual = head.as_ref().map(|(v, _)| *v);
+        if !s.expected.admits(actual) {
+            return Err(StoreError::Conflict {
+                stream: s.stream_id.clone(),
+                expected: s.expected,
+                actual,
+            });
+        }
+        heads.push(head);
+    }
+
+    // recorded_at never goes backwards in position order, even if the clock does, so
+    // "as of T" is always a prefix of the log.
+    let last: Option<String> =
+        sqlx::query_scalar("SELECT recorded_at FROM events ORDER BY global_position DESC LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await?;
+    let now = truncate_to_micros(now);
+    let recorded_at = last
+        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map_or(now, |t| now.max(t.with_timezone(&Utc)));
+    let recorded_text = format_instant(recorded_at);
+
+    let mut appended = Vec::new();
+    for row in chain(streams, heads, recorded_at)? {
+        let position: i64 = sqlx::query_scalar(
+            "INSERT INTO events (stream_id, stream_version, event_id, event_type, \
+             schema_version, data, metadata, recorded_at, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING global_position",
+        )
+        .bind(row.stream_id.as_str())
+        .bind(row.version)
+        .bind(row.event.event_id.to_string())
+        .bind(&row.event.event_type)
+        .bind(row.event.schema_version)
+        .bind(&row.data)
+        .bind(&row.metadata)
+        .bind(&recorded_text)
+        .bind(row.hash.as_slice())
+        .fetch_one(&mut **tx)
+        .await?;
+        appended.push(row.appended(position));
+    }
+    Ok(AppendResult { events: appended })
 }
 
 #[async_trait]
 impl EventStore for SqliteEventStore {
     #[tracing::instrument(skip_all, fields(streams = streams.len()), err)]
     async fn append(&self, streams: Vec<AppendStream>) -> StoreResult<AppendResult> {
-        let store = self.clone();
-        tokio::spawn(store.append_now(streams))
-            .await
-            .map_err(|e| StoreError::Corrupt(format!("the append task failed: {e}")))?
+        // The writer task runs the append to its commit or rollback even if this caller is
+        // cancelled (a client hangs up) half-way through waiting.
+        submit(&self.writer, streams, self.clock.now()).await
     }
 
     async fn read_stream(

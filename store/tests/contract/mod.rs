@@ -511,6 +511,42 @@ pub async fn concurrent_appends_lose_nothing_and_duplicate_nothing<H: Harness>(h
 /// Writers append concurrently while a reader tails `$all` by position, as projectors do.
 /// A commit that becomes visible after a higher position was read would be skipped for
 /// good; the reader must see every acknowledged event exactly once, in position order.
+/// 64 appends at once, a quarter of them claiming one new stream: the store may commit
+/// them in groups (SQLite does), but a conflicting append fails alone, every other one
+/// commits, and the chains verify.
+pub async fn a_failing_append_fails_alone_among_concurrent_ones<H: Harness>(h: &H) {
+    let store = fresh(h).await;
+    let contested = stream("invoice");
+    let mut tasks = Vec::new();
+    for i in 0..64i64 {
+        let store = store.clone();
+        let contested = contested.clone();
+        tasks.push(tokio::spawn(async move {
+            let claims = i % 4 == 0;
+            let target = if claims { contested } else { stream("client") };
+            store
+                .append(vec![to(&target, ExpectedVersion::NoStream, vec![ev(i)])])
+                .await
+                .map(|_| claims)
+        }));
+    }
+    let (mut won, mut others, mut conflicts) = (0, 0, 0);
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(true) => won += 1,
+            Ok(false) => others += 1,
+            Err(StoreError::Conflict { .. }) => conflicts += 1,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((won, others, conflicts), (1, 48, 15));
+    let log = all(&store).await;
+    assert_eq!(log.len(), 49);
+    let positions: Vec<i64> = log.iter().map(|e| e.global_position).collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]));
+    assert!(verify_all(&store).await.unwrap().0.is_empty());
+}
+
 pub async fn a_tailing_reader_sees_every_event_once_in_order<H: Harness>(h: &H) {
     const WRITERS: usize = 8;
     const APPENDS: usize = 40;
