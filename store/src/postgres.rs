@@ -6,7 +6,9 @@
 //! commits late. Portico serializes appends with a transaction-scoped advisory lock
 //! (`pg_advisory_xact_lock`): the next append takes its positions only after the previous
 //! one has committed and released the lock, so positions are visible in order. Readers need
-//! no special query. The price is one append transaction at a time, the same as SQLite.
+//! no special query. The price is one append transaction at a time, the same as SQLite;
+//! as on SQLite, a writer task per process commits the appends queued meanwhile as one
+//! group, each in its own savepoint, so concurrent writers share the lock and the commit.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,11 +19,14 @@ use portico_domain::clock::{Clock, SystemClock};
 use portico_domain::streams::StreamId;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
-use sqlx::{PgPool, Row};
-use tokio::sync::watch;
+use sqlx::{PgPool, Postgres, Row, Transaction};
+use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
-use crate::append::{chain, corrupt, publish, replayed_append, validate};
+use crate::append::{
+    answer_group, chain, corrupt, group_failed, next_group, replayed_append, submit, validate,
+    Request,
+};
 use crate::hash::truncate_to_micros;
 use crate::{AppendResult, AppendStream, EventStore, RecordedEvent, StoreError, StoreResult};
 
@@ -50,6 +55,7 @@ pub async fn open_pool(url: &str) -> StoreResult<PgPool> {
 #[derive(Debug, Clone)]
 pub struct PgEventStore {
     pool: PgPool,
+    writer: mpsc::UnboundedSender<Request>,
     head: Arc<watch::Sender<i64>>,
     clock: Arc<dyn Clock>,
 }
@@ -65,9 +71,13 @@ impl PgEventStore {
             sqlx::query_scalar("SELECT COALESCE(MAX(global_position), 0)::BIGINT FROM events")
                 .fetch_one(&pool)
                 .await?;
+        let head = Arc::new(watch::channel(head).0);
+        let (writer, queue) = mpsc::unbounded_channel();
+        tokio::spawn(write_groups(pool.clone(), head.clone(), queue));
         Ok(Self {
             pool,
-            head: Arc::new(watch::channel(head).0),
+            writer,
+            head,
             clock: Arc::new(SystemClock),
         })
     }
@@ -103,100 +113,157 @@ fn row_to_event(row: &PgRow) -> StoreResult<RecordedEvent> {
     })
 }
 
-impl PgEventStore {
-    /// The append itself. Callers go through [`EventStore::append`], which runs this on a
-    /// task of its own: if the caller is cancelled (a client hangs up), the transaction
-    /// still runs to its commit or rollback instead of being dropped half-way with the
-    /// write lock held.
-    async fn append_now(self, streams: Vec<AppendStream>) -> StoreResult<AppendResult> {
-        validate(&streams)?;
-        let mut tx = self.pool.begin().await?;
+/// The writer task: commits what is queued as one group (see `sqlite.rs`), answers,
+/// repeats. Several processes still take turns on the append lock, a group at a time.
+async fn write_groups(
+    pool: PgPool,
+    head: Arc<watch::Sender<i64>>,
+    mut queue: mpsc::UnboundedReceiver<Request>,
+) {
+    while let Some(group) = next_group(&mut queue).await {
+        commit_group(&pool, &head, group).await;
+    }
+}
+
+async fn commit_group(pool: &PgPool, head: &watch::Sender<i64>, group: Vec<Request>) {
+    let begun = async {
+        let mut tx = pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(APPEND_LOCK)
             .execute(&mut *tx)
             .await?;
-
-        let ids: Vec<Uuid> = streams
-            .iter()
-            .flat_map(|s| s.events.iter().map(|e| e.event_id))
-            .collect();
-        let stored = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM events WHERE event_id = ANY($1)"
-        ))
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await?
-        .iter()
-        .map(row_to_event)
-        .collect::<StoreResult<Vec<_>>>()?;
-        if let Some(replayed) = replayed_append(&streams, &stored)? {
-            return Ok(replayed);
-        }
-
-        let mut heads = Vec::with_capacity(streams.len());
-        for s in &streams {
-            let head: Option<(i64, Vec<u8>)> = sqlx::query_as(
-                "SELECT stream_version, hash FROM events WHERE stream_id = $1 \
-                 ORDER BY stream_version DESC LIMIT 1",
-            )
-            .bind(s.stream_id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-            let actual = head.as_ref().map(|(v, _)| *v);
-            if !s.expected.admits(actual) {
-                return Err(StoreError::Conflict {
-                    stream: s.stream_id.clone(),
-                    expected: s.expected,
-                    actual,
-                });
+        Ok::<_, sqlx::Error>(tx)
+    };
+    let mut tx = match begun.await {
+        Ok(tx) => tx,
+        Err(e) => {
+            for r in group {
+                let _ = r.reply.send(Err(group_failed(&e)));
             }
-            heads.push(head);
+            return;
         }
-
-        let last: Option<DateTime<Utc>> = sqlx::query_scalar(
-            "SELECT recorded_at FROM events ORDER BY global_position DESC LIMIT 1",
-        )
-        .fetch_optional(&mut *tx)
-        .await?;
-        let now = truncate_to_micros(self.clock.now());
-        let recorded_at = last.map_or(now, |t| now.max(t));
-
-        let mut appended = Vec::new();
-        for row in chain(&streams, heads, recorded_at)? {
-            let position: i64 = sqlx::query_scalar(
-                "INSERT INTO events (stream_id, stream_version, event_id, event_type, \
-                 schema_version, data, metadata, recorded_at, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING global_position",
-            )
-            .bind(row.stream_id.as_str())
-            .bind(row.version)
-            .bind(row.event.event_id)
-            .bind(&row.event.event_type)
-            .bind(row.event.schema_version)
-            .bind(&row.data)
-            .bind(&row.metadata)
-            .bind(recorded_at)
-            .bind(row.hash.as_slice())
-            .fetch_one(&mut *tx)
-            .await?;
-            appended.push(row.appended(position));
+    };
+    let mut outcomes: Vec<(Request, StoreResult<AppendResult>)> = Vec::with_capacity(group.len());
+    let mut broken: Option<sqlx::Error> = None;
+    for r in group {
+        if broken.is_some() {
+            outcomes.push((r, Err(StoreError::Unavailable(sqlx::Error::PoolClosed))));
+            continue;
         }
-        tx.commit().await?;
-
-        let result = AppendResult { events: appended };
-        publish(&self.head, &result);
-        Ok(result)
+        if let Err(e) = validate(&r.streams) {
+            outcomes.push((r, Err(e)));
+            continue;
+        }
+        if let Err(e) = sqlx::query("SAVEPOINT append").execute(&mut *tx).await {
+            broken = Some(e);
+            outcomes.push((r, Err(StoreError::Unavailable(sqlx::Error::PoolClosed))));
+            continue;
+        }
+        let outcome = append_in(&mut tx, &r.streams, r.now).await;
+        if outcome.is_err() {
+            if let Err(e) = sqlx::query("ROLLBACK TO SAVEPOINT append")
+                .execute(&mut *tx)
+                .await
+            {
+                broken = Some(e);
+            }
+        }
+        if let Err(e) = sqlx::query("RELEASE SAVEPOINT append")
+            .execute(&mut *tx)
+            .await
+        {
+            broken = broken.or(Some(e));
+        }
+        outcomes.push((r, outcome));
     }
+    let committed = match broken {
+        Some(e) => {
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+        None => tx.commit().await,
+    };
+    answer_group(head, outcomes, committed);
+}
+
+/// One append inside the group's transaction, which holds the append lock.
+async fn append_in(
+    tx: &mut Transaction<'_, Postgres>,
+    streams: &[AppendStream],
+    now: DateTime<Utc>,
+) -> StoreResult<AppendResult> {
+    let ids: Vec<Uuid> = streams
+        .iter()
+        .flat_map(|s| s.events.iter().map(|e| e.event_id))
+        .collect();
+    let stored = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM events WHERE event_id = ANY($1)"
+    ))
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(row_to_event)
+    .collect::<StoreResult<Vec<_>>>()?;
+    if let Some(replayed) = replayed_append(streams, &stored)? {
+        return Ok(replayed);
+    }
+
+    let mut heads = Vec::with_capacity(streams.len());
+    for s in streams {
+        let head: Option<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT stream_version, hash FROM events WHERE stream_id = $1 \
+             ORDER BY stream_version DESC LIMIT 1",
+        )
+        .bind(s.stream_id.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+        let actual = head.as_ref().map(|(v, _)| *v);
+        if !s.expected.admits(actual) {
+            return Err(StoreError::Conflict {
+                stream: s.stream_id.clone(),
+                expected: s.expected,
+                actual,
+            });
+        }
+        heads.push(head);
+    }
+
+    let last: Option<DateTime<Utc>> =
+        sqlx::query_scalar("SELECT recorded_at FROM events ORDER BY global_position DESC LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await?;
+    let now = truncate_to_micros(now);
+    let recorded_at = last.map_or(now, |t| now.max(t));
+
+    let mut appended = Vec::new();
+    for row in chain(streams, heads, recorded_at)? {
+        let position: i64 = sqlx::query_scalar(
+            "INSERT INTO events (stream_id, stream_version, event_id, event_type, \
+             schema_version, data, metadata, recorded_at, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING global_position",
+        )
+        .bind(row.stream_id.as_str())
+        .bind(row.version)
+        .bind(row.event.event_id)
+        .bind(&row.event.event_type)
+        .bind(row.event.schema_version)
+        .bind(&row.data)
+        .bind(&row.metadata)
+        .bind(recorded_at)
+        .bind(row.hash.as_slice())
+        .fetch_one(&mut **tx)
+        .await?;
+        appended.push(row.appended(position));
+    }
+    Ok(AppendResult { events: appended })
 }
 
 #[async_trait]
 impl EventStore for PgEventStore {
     #[tracing::instrument(skip_all, fields(streams = streams.len()), err)]
     async fn append(&self, streams: Vec<AppendStream>) -> StoreResult<AppendResult> {
-        let store = self.clone();
-        tokio::spawn(store.append_now(streams))
-            .await
-            .map_err(|e| StoreError::Corrupt(format!("the append task failed: {e}")))?
+        submit(&self.writer, streams, self.clock.now()).await
     }
 
     async fn read_stream(
