@@ -145,6 +145,20 @@ async fn commit_group(pool: &PgPool, head: &watch::Sender<i64>, group: Vec<Reque
     };
     let mut outcomes: Vec<(Request, StoreResult<AppendResult>)> = Vec::with_capacity(group.len());
     let mut broken: Option<sqlx::Error> = None;
+    // recorded_at never goes backwards in position order (see sqlite.rs): read the newest
+    // once per group, under the append lock, then carry it along.
+    let mut floor: Option<DateTime<Utc>> = match sqlx::query_scalar(
+        "SELECT recorded_at FROM events ORDER BY global_position DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    {
+        Ok(last) => last,
+        Err(e) => {
+            broken = Some(e);
+            None
+        }
+    };
     for r in group {
         if broken.is_some() {
             outcomes.push((r, Err(StoreError::Unavailable(sqlx::Error::PoolClosed))));
@@ -159,7 +173,7 @@ async fn commit_group(pool: &PgPool, head: &watch::Sender<i64>, group: Vec<Reque
             outcomes.push((r, Err(StoreError::Unavailable(sqlx::Error::PoolClosed))));
             continue;
         }
-        let outcome = append_in(&mut tx, &r.streams, r.now).await;
+        let outcome = append_in(&mut tx, &r.streams, r.now, &mut floor).await;
         if outcome.is_err() {
             if let Err(e) = sqlx::query("ROLLBACK TO SAVEPOINT append")
                 .execute(&mut *tx)
@@ -186,17 +200,15 @@ async fn commit_group(pool: &PgPool, head: &watch::Sender<i64>, group: Vec<Reque
     answer_group(head, outcomes, committed);
 }
 
-/// One append inside the group's transaction, which holds the append lock.
-async fn append_in(
+async fn stored_with_ids(
     tx: &mut Transaction<'_, Postgres>,
     streams: &[AppendStream],
-    now: DateTime<Utc>,
-) -> StoreResult<AppendResult> {
+) -> StoreResult<Vec<RecordedEvent>> {
     let ids: Vec<Uuid> = streams
         .iter()
         .flat_map(|s| s.events.iter().map(|e| e.event_id))
         .collect();
-    let stored = sqlx::query(&format!(
+    sqlx::query(&format!(
         "SELECT {COLUMNS} FROM events WHERE event_id = ANY($1)"
     ))
     .bind(&ids)
@@ -204,11 +216,17 @@ async fn append_in(
     .await?
     .iter()
     .map(row_to_event)
-    .collect::<StoreResult<Vec<_>>>()?;
-    if let Some(replayed) = replayed_append(streams, &stored)? {
-        return Ok(replayed);
-    }
+    .collect()
+}
 
+/// One append inside the group's transaction (which holds the append lock), in the
+/// savepoint `append`; the retry check runs only on a collision, as in `sqlite.rs`.
+async fn append_in(
+    tx: &mut Transaction<'_, Postgres>,
+    streams: &[AppendStream],
+    now: DateTime<Utc>,
+    floor: &mut Option<DateTime<Utc>>,
+) -> StoreResult<AppendResult> {
     let mut heads = Vec::with_capacity(streams.len());
     for s in streams {
         let head: Option<(i64, Vec<u8>)> = sqlx::query_as(
@@ -220,6 +238,10 @@ async fn append_in(
         .await?;
         let actual = head.as_ref().map(|(v, _)| *v);
         if !s.expected.admits(actual) {
+            if let Some(replayed) = replayed_append(streams, &stored_with_ids(tx, streams).await?)?
+            {
+                return Ok(replayed);
+            }
             return Err(StoreError::Conflict {
                 stream: s.stream_id.clone(),
                 expected: s.expected,
@@ -229,16 +251,12 @@ async fn append_in(
         heads.push(head);
     }
 
-    let last: Option<DateTime<Utc>> =
-        sqlx::query_scalar("SELECT recorded_at FROM events ORDER BY global_position DESC LIMIT 1")
-            .fetch_optional(&mut **tx)
-            .await?;
     let now = truncate_to_micros(now);
-    let recorded_at = last.map_or(now, |t| now.max(t));
+    let recorded_at = floor.map_or(now, |t| now.max(t));
 
     let mut appended = Vec::new();
     for row in chain(streams, heads, recorded_at)? {
-        let position: i64 = sqlx::query_scalar(
+        let inserted = sqlx::query_scalar(
             "INSERT INTO events (stream_id, stream_version, event_id, event_type, \
              schema_version, data, metadata, recorded_at, hash) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING global_position",
@@ -253,9 +271,25 @@ async fn append_in(
         .bind(recorded_at)
         .bind(row.hash.as_slice())
         .fetch_one(&mut **tx)
-        .await?;
-        appended.push(row.appended(position));
+        .await;
+        match inserted {
+            Ok(position) => appended.push(row.appended(position)),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                // An event id is stored already: this append again, or an id reused. The
+                // failed insert aborted the transaction up to the savepoint.
+                sqlx::query("ROLLBACK TO SAVEPOINT append")
+                    .execute(&mut **tx)
+                    .await?;
+                let stored = stored_with_ids(tx, streams).await?;
+                return match replayed_append(streams, &stored)? {
+                    Some(replayed) => Ok(replayed),
+                    None => Err(StoreError::Database(sqlx::Error::Database(db))),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
+    *floor = Some(recorded_at);
     Ok(AppendResult { events: appended })
 }
 

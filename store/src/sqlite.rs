@@ -174,6 +174,22 @@ async fn commit_group(pool: &SqlitePool, head: &watch::Sender<i64>, group: Vec<R
     };
     let mut outcomes: Vec<(Request, StoreResult<AppendResult>)> = Vec::with_capacity(group.len());
     let mut broken: Option<sqlx::Error> = None;
+    // recorded_at never goes backwards in position order, even if the clock does, so
+    // "as of T" is always a prefix of the log: read the newest once, then carry it along.
+    let mut floor: Option<DateTime<Utc>> = match sqlx::query_scalar::<_, String>(
+        "SELECT recorded_at FROM events ORDER BY global_position DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *tx)
+    .await
+    {
+        Ok(last) => last
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| t.with_timezone(&Utc)),
+        Err(e) => {
+            broken = Some(e);
+            None
+        }
+    };
     for r in group {
         if broken.is_some() {
             outcomes.push((r, Err(StoreError::Unavailable(sqlx::Error::PoolClosed))));
@@ -188,7 +204,7 @@ async fn commit_group(pool: &SqlitePool, head: &watch::Sender<i64>, group: Vec<R
             outcomes.push((r, Err(StoreError::Unavailable(sqlx::Error::PoolClosed))));
             continue;
         }
-        let outcome = append_in(&mut tx, &r.streams, r.now).await;
+        let outcome = append_in(&mut tx, &r.streams, r.now, &mut floor).await;
         if outcome.is_err() {
             if let Err(e) = sqlx::query("ROLLBACK TO append").execute(&mut *tx).await {
                 broken = Some(e);
@@ -209,16 +225,16 @@ async fn commit_group(pool: &SqlitePool, head: &watch::Sender<i64>, group: Vec<R
     answer_group(head, outcomes, committed);
 }
 
-/// One append inside the group's transaction.
+/// One append inside the group's transaction, in the savepoint `append`. Whether it is a
+/// retry of an append already stored is only asked when something collides (a version
+/// conflict or an event id already taken), so a fresh append costs one head read per
+/// stream and one insert per event.
 async fn append_in(
     tx: &mut Transaction<'_, Sqlite>,
     streams: &[AppendStream],
     now: DateTime<Utc>,
+    floor: &mut Option<DateTime<Utc>>,
 ) -> StoreResult<AppendResult> {
-    if let Some(replayed) = replayed_append(streams, &stored_with_ids(tx, streams).await?)? {
-        return Ok(replayed);
-    }
-
     let mut heads = Vec::with_capacity(streams.len());
     for s in streams {
         let head: Option<(i64, Vec<u8>)> = sqlx::query_as(
@@ -230,6 +246,12 @@ async fn append_in(
         .await?;
         let actual = head.as_ref().map(|(v, _)| *v);
         if !s.expected.admits(actual) {
+            // A retry of an append that committed fails its version check: answer it as
+            // the first time.
+            if let Some(replayed) = replayed_append(streams, &stored_with_ids(tx, streams).await?)?
+            {
+                return Ok(replayed);
+            }
             return Err(StoreError::Conflict {
                 stream: s.stream_id.clone(),
                 expected: s.expected,
@@ -239,21 +261,13 @@ async fn append_in(
         heads.push(head);
     }
 
-    // recorded_at never goes backwards in position order, even if the clock does, so
-    // "as of T" is always a prefix of the log.
-    let last: Option<String> =
-        sqlx::query_scalar("SELECT recorded_at FROM events ORDER BY global_position DESC LIMIT 1")
-            .fetch_optional(&mut **tx)
-            .await?;
     let now = truncate_to_micros(now);
-    let recorded_at = last
-        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-        .map_or(now, |t| now.max(t.with_timezone(&Utc)));
+    let recorded_at = floor.map_or(now, |t| now.max(t));
     let recorded_text = format_instant(recorded_at);
 
     let mut appended = Vec::new();
     for row in chain(streams, heads, recorded_at)? {
-        let position: i64 = sqlx::query_scalar(
+        let inserted = sqlx::query_scalar(
             "INSERT INTO events (stream_id, stream_version, event_id, event_type, \
              schema_version, data, metadata, recorded_at, hash) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING global_position",
@@ -268,9 +282,22 @@ async fn append_in(
         .bind(&recorded_text)
         .bind(row.hash.as_slice())
         .fetch_one(&mut **tx)
-        .await?;
-        appended.push(row.appended(position));
+        .await;
+        match inserted {
+            Ok(position) => appended.push(row.appended(position)),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                // An event id is stored already: this append again, or an id reused.
+                sqlx::query("ROLLBACK TO append").execute(&mut **tx).await?;
+                let stored = stored_with_ids(tx, streams).await?;
+                return match replayed_append(streams, &stored)? {
+                    Some(replayed) => Ok(replayed),
+                    None => Err(StoreError::Database(sqlx::Error::Database(db))),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
+    *floor = Some(recorded_at);
     Ok(AppendResult { events: appended })
 }
 

@@ -221,11 +221,27 @@ pub async fn reused_event_id_with_other_content_is_refused<H: Harness>(h: &H) {
     );
     // A stored id mixed with new events is not a retry.
     let mixed = store
-        .append(vec![to(&s, ExpectedVersion::Any, vec![original, ev(5)])])
+        .append(vec![to(
+            &s,
+            ExpectedVersion::Any,
+            vec![original.clone(), ev(5)],
+        )])
         .await;
     assert!(
         matches!(mixed, Err(StoreError::EventIdReused { .. })),
         "{mixed:?}"
+    );
+    // ... also when the new event comes first and is written before the stored id collides:
+    // nothing of the append stays.
+    let new_first = store
+        .append(vec![
+            to(&stream("client"), ExpectedVersion::NoStream, vec![ev(6)]),
+            to(&s, ExpectedVersion::Any, vec![original]),
+        ])
+        .await;
+    assert!(
+        matches!(new_first, Err(StoreError::EventIdReused { .. })),
+        "{new_first:?}"
     );
     assert_eq!(all(&store).await.len(), 1);
 }
