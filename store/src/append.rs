@@ -1,6 +1,8 @@
 //! Append rules every backend shares: what a well-formed append is, when an append is a
 //! retry of one already stored, how its events are chained, and telling subscribers.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use portico_domain::streams::StreamId;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -236,4 +238,50 @@ pub(crate) fn answer_group(
         let _ = request.reply.send(answer);
     }
     publish(head, &last);
+}
+
+/// What a group knows while it runs: the newest `recorded_at` and the head (last version
+/// and hash) of every stream its appends name, read once when the group starts and carried
+/// forward as each append is written, so a fresh append costs one insert per event.
+#[derive(Debug, Default)]
+pub(crate) struct GroupState {
+    pub floor: Option<DateTime<Utc>>,
+    pub heads: HashMap<StreamId, Option<(i64, Vec<u8>)>>,
+}
+
+impl GroupState {
+    /// Every stream the group's appends name, once each.
+    pub(crate) fn streams(group: &[Request]) -> Vec<StreamId> {
+        let mut seen = std::collections::HashSet::new();
+        group
+            .iter()
+            .flat_map(|r| r.streams.iter().map(|s| &s.stream_id))
+            .filter(|s| seen.insert(*s))
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) fn head(&self, stream: &StreamId) -> Option<(i64, Vec<u8>)> {
+        self.heads.get(stream).cloned().flatten()
+    }
+
+    /// After an append's rows are all written: the streams' new heads, the new floor.
+    pub(crate) fn advance(&mut self, rows: &[Row<'_>], recorded_at: DateTime<Utc>) {
+        for row in rows {
+            self.heads.insert(
+                row.stream_id.clone(),
+                Some((row.version, row.hash.to_vec())),
+            );
+        }
+        self.floor = Some(recorded_at);
+    }
+}
+
+/// How one append inside a group went.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// The answer, with nothing of a refused append left behind.
+    Answer(StoreResult<AppendResult>),
+    /// It failed after writing part of itself; only rolling back undoes that.
+    Undo(StoreError),
 }

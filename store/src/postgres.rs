@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::append::{
     answer_group, chain, corrupt, group_failed, next_group, replayed_append, submit, validate,
-    Request,
+    GroupState, Request, Step,
 };
 use crate::hash::truncate_to_micros;
 use crate::{AppendResult, AppendStream, EventStore, RecordedEvent, StoreError, StoreResult};
@@ -125,7 +125,30 @@ async fn write_groups(
     }
 }
 
+/// Commits a group the way `sqlite.rs` does: fast without savepoints, and again with a
+/// savepoint around each append only when one failed after writing part of itself.
 async fn commit_group(pool: &PgPool, head: &watch::Sender<i64>, group: Vec<Request>) {
+    let (outcomes, committed) = match run_group(pool, &group, false).await {
+        Some(done) => done,
+        None => run_group(pool, &group, true).await.unwrap_or_else(|| {
+            let e = sqlx::Error::Protocol("a group could not be committed".into());
+            (
+                group.iter().map(|_| Err(group_failed(&e))).collect(),
+                Ok(()),
+            )
+        }),
+    };
+    answer_group(head, group.into_iter().zip(outcomes).collect(), committed);
+}
+
+type Outcomes = (Vec<StoreResult<AppendResult>>, Result<(), sqlx::Error>);
+
+/// One run of a group under the append lock: `None` when the fast way has to give way to
+/// savepoints.
+async fn run_group(pool: &PgPool, group: &[Request], savepoints: bool) -> Option<Outcomes> {
+    let all_failed = |e: &sqlx::Error| -> Option<Outcomes> {
+        Some((group.iter().map(|_| Err(group_failed(e))).collect(), Ok(())))
+    };
     let begun = async {
         let mut tx = pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -136,68 +159,89 @@ async fn commit_group(pool: &PgPool, head: &watch::Sender<i64>, group: Vec<Reque
     };
     let mut tx = match begun.await {
         Ok(tx) => tx,
+        Err(e) => return all_failed(&e),
+    };
+    let mut state = match load_state(&mut tx, group).await {
+        Ok(state) => state,
         Err(e) => {
-            for r in group {
-                let _ = r.reply.send(Err(group_failed(&e)));
-            }
-            return;
+            let _ = tx.rollback().await;
+            return all_failed(&e);
         }
     };
-    let mut outcomes: Vec<(Request, StoreResult<AppendResult>)> = Vec::with_capacity(group.len());
-    let mut broken: Option<sqlx::Error> = None;
-    // recorded_at never goes backwards in position order (see sqlite.rs): read the newest
-    // once per group, under the append lock, then carry it along.
-    let mut floor: Option<DateTime<Utc>> = match sqlx::query_scalar(
-        "SELECT recorded_at FROM events ORDER BY global_position DESC LIMIT 1",
-    )
-    .fetch_optional(&mut *tx)
-    .await
-    {
-        Ok(last) => last,
-        Err(e) => {
-            broken = Some(e);
-            None
-        }
-    };
+    let mut outcomes = Vec::with_capacity(group.len());
     for r in group {
-        if broken.is_some() {
-            outcomes.push((r, Err(StoreError::Unavailable(sqlx::Error::PoolClosed))));
-            continue;
-        }
         if let Err(e) = validate(&r.streams) {
-            outcomes.push((r, Err(e)));
+            outcomes.push(Err(e));
             continue;
         }
-        if let Err(e) = sqlx::query("SAVEPOINT append").execute(&mut *tx).await {
-            broken = Some(e);
-            outcomes.push((r, Err(StoreError::Unavailable(sqlx::Error::PoolClosed))));
-            continue;
+        if savepoints {
+            if let Err(e) = sqlx::query("SAVEPOINT append").execute(&mut *tx).await {
+                let _ = tx.rollback().await;
+                return all_failed(&e);
+            }
         }
-        let outcome = append_in(&mut tx, &r.streams, r.now, &mut floor).await;
-        if outcome.is_err() {
-            if let Err(e) = sqlx::query("ROLLBACK TO SAVEPOINT append")
+        let step = append_in(&mut tx, &r.streams, r.now, &mut state, savepoints).await;
+        let answer = match step {
+            Step::Answer(answer) => answer,
+            Step::Undo(_) if !savepoints => {
+                let _ = tx.rollback().await;
+                return None;
+            }
+            Step::Undo(e) => {
+                if let Err(db) = sqlx::query("ROLLBACK TO SAVEPOINT append")
+                    .execute(&mut *tx)
+                    .await
+                {
+                    let _ = tx.rollback().await;
+                    return all_failed(&db);
+                }
+                Err(e)
+            }
+        };
+        if savepoints {
+            if let Err(e) = sqlx::query("RELEASE SAVEPOINT append")
                 .execute(&mut *tx)
                 .await
             {
-                broken = Some(e);
+                let _ = tx.rollback().await;
+                return all_failed(&e);
             }
         }
-        if let Err(e) = sqlx::query("RELEASE SAVEPOINT append")
-            .execute(&mut *tx)
-            .await
-        {
-            broken = broken.or(Some(e));
-        }
-        outcomes.push((r, outcome));
+        outcomes.push(answer);
     }
-    let committed = match broken {
-        Some(e) => {
-            let _ = tx.rollback().await;
-            Err(e)
-        }
-        None => tx.commit().await,
+    let committed = tx.commit().await;
+    Some((outcomes, committed))
+}
+
+/// The newest `recorded_at` and the heads of every stream the group names, in one query.
+async fn load_state(
+    tx: &mut Transaction<'_, Postgres>,
+    group: &[Request],
+) -> Result<GroupState, sqlx::Error> {
+    let mut state = GroupState {
+        floor: sqlx::query_scalar(
+            "SELECT recorded_at FROM events ORDER BY global_position DESC LIMIT 1",
+        )
+        .fetch_optional(&mut **tx)
+        .await?,
+        ..GroupState::default()
     };
-    answer_group(head, outcomes, committed);
+    let streams = GroupState::streams(group);
+    let names: Vec<&str> = streams.iter().map(StreamId::as_str).collect();
+    let found: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT DISTINCT ON (stream_id) stream_id, stream_version, hash FROM events \
+         WHERE stream_id = ANY($1) ORDER BY stream_id, stream_version DESC",
+    )
+    .bind(&names)
+    .fetch_all(&mut **tx)
+    .await?;
+    let found: std::collections::HashMap<String, (i64, Vec<u8>)> =
+        found.into_iter().map(|(s, v, h)| (s, (v, h))).collect();
+    for s in streams {
+        let head = found.get(s.as_str()).cloned();
+        state.heads.insert(s, head);
+    }
+    Ok(state)
 }
 
 async fn stored_with_ids(
@@ -219,43 +263,46 @@ async fn stored_with_ids(
     .collect()
 }
 
-/// One append inside the group's transaction (which holds the append lock), in the
-/// savepoint `append`; the retry check runs only on a collision, as in `sqlite.rs`.
+/// One append inside the group's transaction (which holds the append lock); the retry
+/// check runs only on a collision, as in `sqlite.rs`.
 async fn append_in(
     tx: &mut Transaction<'_, Postgres>,
     streams: &[AppendStream],
     now: DateTime<Utc>,
-    floor: &mut Option<DateTime<Utc>>,
-) -> StoreResult<AppendResult> {
+    state: &mut GroupState,
+    savepoints: bool,
+) -> Step {
     let mut heads = Vec::with_capacity(streams.len());
     for s in streams {
-        let head: Option<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT stream_version, hash FROM events WHERE stream_id = $1 \
-             ORDER BY stream_version DESC LIMIT 1",
-        )
-        .bind(s.stream_id.as_str())
-        .fetch_optional(&mut **tx)
-        .await?;
+        let head = state.head(&s.stream_id);
         let actual = head.as_ref().map(|(v, _)| *v);
         if !s.expected.admits(actual) {
-            if let Some(replayed) = replayed_append(streams, &stored_with_ids(tx, streams).await?)?
-            {
-                return Ok(replayed);
-            }
-            return Err(StoreError::Conflict {
-                stream: s.stream_id.clone(),
-                expected: s.expected,
-                actual,
+            let stored = match stored_with_ids(tx, streams).await {
+                Ok(stored) => stored,
+                Err(e) => return Step::Undo(e),
+            };
+            return Step::Answer(match replayed_append(streams, &stored) {
+                Ok(Some(replayed)) => Ok(replayed),
+                Ok(None) => Err(StoreError::Conflict {
+                    stream: s.stream_id.clone(),
+                    expected: s.expected,
+                    actual,
+                }),
+                Err(e) => Err(e),
             });
         }
         heads.push(head);
     }
 
     let now = truncate_to_micros(now);
-    let recorded_at = floor.map_or(now, |t| now.max(t));
+    let recorded_at = state.floor.map_or(now, |t| now.max(t));
+    let rows = match chain(streams, heads, recorded_at) {
+        Ok(rows) => rows,
+        Err(e) => return Step::Answer(Err(e)),
+    };
 
     let mut appended = Vec::new();
-    for row in chain(streams, heads, recorded_at)? {
+    for row in &rows {
         let inserted = sqlx::query_scalar(
             "INSERT INTO events (stream_id, stream_version, event_id, event_type, \
              schema_version, data, metadata, recorded_at, hash) \
@@ -274,23 +321,29 @@ async fn append_in(
         .await;
         match inserted {
             Ok(position) => appended.push(row.appended(position)),
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() && savepoints => {
                 // An event id is stored already: this append again, or an id reused. The
                 // failed insert aborted the transaction up to the savepoint.
-                sqlx::query("ROLLBACK TO SAVEPOINT append")
+                if let Err(e) = sqlx::query("ROLLBACK TO SAVEPOINT append")
                     .execute(&mut **tx)
-                    .await?;
-                let stored = stored_with_ids(tx, streams).await?;
-                return match replayed_append(streams, &stored)? {
-                    Some(replayed) => Ok(replayed),
-                    None => Err(StoreError::Database(sqlx::Error::Database(db))),
-                };
+                    .await
+                {
+                    return Step::Undo(e.into());
+                }
+                return Step::Answer(match stored_with_ids(tx, streams).await {
+                    Ok(stored) => match replayed_append(streams, &stored) {
+                        Ok(Some(replayed)) => Ok(replayed),
+                        Ok(None) => Err(StoreError::Database(sqlx::Error::Database(db))),
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                });
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Step::Undo(e.into()),
         }
     }
-    *floor = Some(recorded_at);
-    Ok(AppendResult { events: appended })
+    state.advance(&rows, recorded_at);
+    Step::Answer(Ok(AppendResult { events: appended }))
 }
 
 #[async_trait]

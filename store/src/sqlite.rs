@@ -26,7 +26,7 @@ use uuid::Uuid;
 
 use crate::append::{
     answer_group, chain, corrupt, group_failed, next_group, replayed_append, submit, validate,
-    Request,
+    GroupState, Request, Step,
 };
 use crate::hash::{format_instant, truncate_to_micros};
 use crate::{AppendResult, AppendStream, EventStore, RecordedEvent, StoreError, StoreResult};
@@ -162,111 +162,166 @@ async fn write_groups(
     }
 }
 
+/// Commits a group. The fast way writes the appends one after another with no savepoints:
+/// a version conflict is found before anything of its append is written, so it costs
+/// nothing to refuse. Only an append that fails after writing part of itself (an event id
+/// already taken) needs undoing; then the whole transaction is rolled back and the group
+/// runs again with a savepoint around each append.
 async fn commit_group(pool: &SqlitePool, head: &watch::Sender<i64>, group: Vec<Request>) {
-    let mut tx = match pool.begin_with("BEGIN IMMEDIATE").await {
-        Ok(tx) => tx,
-        Err(e) => {
-            for r in group {
-                let _ = r.reply.send(Err(group_failed(&e)));
-            }
-            return;
-        }
+    let (outcomes, committed) = match run_group(pool, &group, false).await {
+        Some(done) => done,
+        None => run_group(pool, &group, true)
+            .await
+            .unwrap_or_else(|| unreachable_redo(&group)),
     };
-    let mut outcomes: Vec<(Request, StoreResult<AppendResult>)> = Vec::with_capacity(group.len());
-    let mut broken: Option<sqlx::Error> = None;
-    // recorded_at never goes backwards in position order, even if the clock does, so
-    // "as of T" is always a prefix of the log: read the newest once, then carry it along.
-    let mut floor: Option<DateTime<Utc>> = match sqlx::query_scalar::<_, String>(
-        "SELECT recorded_at FROM events ORDER BY global_position DESC LIMIT 1",
-    )
-    .fetch_optional(&mut *tx)
-    .await
-    {
-        Ok(last) => last
-            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-            .map(|t| t.with_timezone(&Utc)),
-        Err(e) => {
-            broken = Some(e);
-            None
-        }
-    };
-    for r in group {
-        if broken.is_some() {
-            outcomes.push((r, Err(StoreError::Unavailable(sqlx::Error::PoolClosed))));
-            continue;
-        }
-        if let Err(e) = validate(&r.streams) {
-            outcomes.push((r, Err(e)));
-            continue;
-        }
-        if let Err(e) = sqlx::query("SAVEPOINT append").execute(&mut *tx).await {
-            broken = Some(e);
-            outcomes.push((r, Err(StoreError::Unavailable(sqlx::Error::PoolClosed))));
-            continue;
-        }
-        let outcome = append_in(&mut tx, &r.streams, r.now, &mut floor).await;
-        if outcome.is_err() {
-            if let Err(e) = sqlx::query("ROLLBACK TO append").execute(&mut *tx).await {
-                broken = Some(e);
-            }
-        }
-        if let Err(e) = sqlx::query("RELEASE append").execute(&mut *tx).await {
-            broken = broken.or(Some(e));
-        }
-        outcomes.push((r, outcome));
-    }
-    let committed = match broken {
-        Some(e) => {
-            let _ = tx.rollback().await;
-            Err(e)
-        }
-        None => tx.commit().await,
-    };
-    answer_group(head, outcomes, committed);
+    answer_group(head, group.into_iter().zip(outcomes).collect(), committed);
 }
 
-/// One append inside the group's transaction, in the savepoint `append`. Whether it is a
-/// retry of an append already stored is only asked when something collides (a version
-/// conflict or an event id already taken), so a fresh append costs one head read per
-/// stream and one insert per event.
+/// With savepoints a group never asks to be run again; should it, every append is failed.
+fn unreachable_redo(group: &[Request]) -> Outcomes {
+    let e = sqlx::Error::Protocol("a group could not be committed".into());
+    (
+        group.iter().map(|_| Err(group_failed(&e))).collect(),
+        Ok(()),
+    )
+}
+
+type Outcomes = (Vec<StoreResult<AppendResult>>, Result<(), sqlx::Error>);
+
+/// One run of a group: `None` when the fast way has to give way to savepoints.
+async fn run_group(pool: &SqlitePool, group: &[Request], savepoints: bool) -> Option<Outcomes> {
+    let all_failed = |e: &sqlx::Error| -> Option<Outcomes> {
+        Some((group.iter().map(|_| Err(group_failed(e))).collect(), Ok(())))
+    };
+    let mut tx = match pool.begin_with("BEGIN IMMEDIATE").await {
+        Ok(tx) => tx,
+        Err(e) => return all_failed(&e),
+    };
+    let mut state = match load_state(&mut tx, group).await {
+        Ok(state) => state,
+        Err(e) => {
+            let _ = tx.rollback().await;
+            return all_failed(&e);
+        }
+    };
+    let mut outcomes = Vec::with_capacity(group.len());
+    for r in group {
+        if let Err(e) = validate(&r.streams) {
+            outcomes.push(Err(e));
+            continue;
+        }
+        if savepoints {
+            if let Err(e) = sqlx::query("SAVEPOINT append").execute(&mut *tx).await {
+                let _ = tx.rollback().await;
+                return all_failed(&e);
+            }
+        }
+        let step = append_in(&mut tx, &r.streams, r.now, &mut state, savepoints).await;
+        let answer = match step {
+            Step::Answer(answer) => answer,
+            Step::Undo(_) if !savepoints => {
+                let _ = tx.rollback().await;
+                return None;
+            }
+            Step::Undo(e) => {
+                if let Err(db) = sqlx::query("ROLLBACK TO append").execute(&mut *tx).await {
+                    let _ = tx.rollback().await;
+                    return all_failed(&db);
+                }
+                Err(e)
+            }
+        };
+        if savepoints {
+            if let Err(e) = sqlx::query("RELEASE append").execute(&mut *tx).await {
+                let _ = tx.rollback().await;
+                return all_failed(&e);
+            }
+        }
+        outcomes.push(answer);
+    }
+    let committed = tx.commit().await;
+    Some((outcomes, committed))
+}
+
+/// The newest `recorded_at` and the heads of every stream the group names, in one query
+/// per 500 streams.
+async fn load_state(
+    tx: &mut Transaction<'_, Sqlite>,
+    group: &[Request],
+) -> Result<GroupState, sqlx::Error> {
+    let mut state = GroupState::default();
+    let last: Option<String> =
+        sqlx::query_scalar("SELECT recorded_at FROM events ORDER BY global_position DESC LIMIT 1")
+            .fetch_optional(&mut **tx)
+            .await?;
+    state.floor = last
+        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    let streams = GroupState::streams(group);
+    for chunk in streams.chunks(500) {
+        // SQLite takes the bare `hash` from the row holding the MAX.
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "SELECT stream_id, MAX(stream_version), hash FROM events WHERE stream_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for s in chunk {
+            list.push_bind(s.as_str());
+        }
+        q.push(") GROUP BY stream_id");
+        let found: Vec<(String, i64, Vec<u8>)> = q.build_query_as().fetch_all(&mut **tx).await?;
+        let found: std::collections::HashMap<String, (i64, Vec<u8>)> =
+            found.into_iter().map(|(s, v, h)| (s, (v, h))).collect();
+        for s in chunk {
+            state
+                .heads
+                .insert(s.clone(), found.get(s.as_str()).cloned());
+        }
+    }
+    Ok(state)
+}
+
+/// One append inside the group's transaction. Whether it is a retry of an append already
+/// stored is only asked when something collides: a version conflict (a committed append
+/// sent again fails its version check) or an event id already taken.
 async fn append_in(
     tx: &mut Transaction<'_, Sqlite>,
     streams: &[AppendStream],
     now: DateTime<Utc>,
-    floor: &mut Option<DateTime<Utc>>,
-) -> StoreResult<AppendResult> {
+    state: &mut GroupState,
+    savepoints: bool,
+) -> Step {
     let mut heads = Vec::with_capacity(streams.len());
     for s in streams {
-        let head: Option<(i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT stream_version, hash FROM events WHERE stream_id = $1 \
-             ORDER BY stream_version DESC LIMIT 1",
-        )
-        .bind(s.stream_id.as_str())
-        .fetch_optional(&mut **tx)
-        .await?;
+        let head = state.head(&s.stream_id);
         let actual = head.as_ref().map(|(v, _)| *v);
         if !s.expected.admits(actual) {
-            // A retry of an append that committed fails its version check: answer it as
-            // the first time.
-            if let Some(replayed) = replayed_append(streams, &stored_with_ids(tx, streams).await?)?
-            {
-                return Ok(replayed);
-            }
-            return Err(StoreError::Conflict {
-                stream: s.stream_id.clone(),
-                expected: s.expected,
-                actual,
+            let stored = match stored_with_ids(tx, streams).await {
+                Ok(stored) => stored,
+                Err(e) => return Step::Answer(Err(e)),
+            };
+            return Step::Answer(match replayed_append(streams, &stored) {
+                Ok(Some(replayed)) => Ok(replayed),
+                Ok(None) => Err(StoreError::Conflict {
+                    stream: s.stream_id.clone(),
+                    expected: s.expected,
+                    actual,
+                }),
+                Err(e) => Err(e),
             });
         }
         heads.push(head);
     }
 
     let now = truncate_to_micros(now);
-    let recorded_at = floor.map_or(now, |t| now.max(t));
+    let recorded_at = state.floor.map_or(now, |t| now.max(t));
     let recorded_text = format_instant(recorded_at);
+    let rows = match chain(streams, heads, recorded_at) {
+        Ok(rows) => rows,
+        Err(e) => return Step::Answer(Err(e)),
+    };
 
     let mut appended = Vec::new();
-    for row in chain(streams, heads, recorded_at)? {
+    for row in &rows {
         let inserted = sqlx::query_scalar(
             "INSERT INTO events (stream_id, stream_version, event_id, event_type, \
              schema_version, data, metadata, recorded_at, hash) \
@@ -285,20 +340,25 @@ async fn append_in(
         .await;
         match inserted {
             Ok(position) => appended.push(row.appended(position)),
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() && savepoints => {
                 // An event id is stored already: this append again, or an id reused.
-                sqlx::query("ROLLBACK TO append").execute(&mut **tx).await?;
-                let stored = stored_with_ids(tx, streams).await?;
-                return match replayed_append(streams, &stored)? {
-                    Some(replayed) => Ok(replayed),
-                    None => Err(StoreError::Database(sqlx::Error::Database(db))),
-                };
+                if let Err(e) = sqlx::query("ROLLBACK TO append").execute(&mut **tx).await {
+                    return Step::Undo(e.into());
+                }
+                return Step::Answer(match stored_with_ids(tx, streams).await {
+                    Ok(stored) => match replayed_append(streams, &stored) {
+                        Ok(Some(replayed)) => Ok(replayed),
+                        Ok(None) => Err(StoreError::Database(sqlx::Error::Database(db))),
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                });
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Step::Undo(e.into()),
         }
     }
-    *floor = Some(recorded_at);
-    Ok(AppendResult { events: appended })
+    state.advance(&rows, recorded_at);
+    Step::Answer(Ok(AppendResult { events: appended }))
 }
 
 #[async_trait]
