@@ -16,8 +16,7 @@ use portico_domain::streams::StreamId;
 use portico_domain::{Aggregate, DomainError, DomainResult, Event};
 
 use crate::{
-    read_whole_stream, AppendResult, AppendStream, EventStore, ExpectedVersion, Metadata, NewEvent,
-    StoreError,
+    AppendResult, AppendStream, EventStore, ExpectedVersion, Metadata, NewEvent, StoreError,
 };
 
 /// How many times a command is decided before a conflict is given up to the caller.
@@ -92,24 +91,22 @@ impl Committed {
     }
 }
 
-/// Reads the streams concurrently (a bulk payment reads one stream per invoice).
+/// Reads the streams in one go (a bulk payment reads one stream per invoice).
 async fn load<S: EventStore + ?Sized>(
     store: &S,
     streams: &[StreamId],
 ) -> Result<Loaded, StoreError> {
-    let reads = streams.iter().map(|stream| async move {
-        let recorded = read_whole_stream(store, stream).await?;
+    let mut loaded = Loaded::default();
+    for (stream, recorded) in streams.iter().zip(store.read_streams(streams).await?) {
         let version = recorded.last().map(|e| e.stream_version);
         let events = recorded
             .iter()
             .map(|e| e.decode())
             .collect::<Result<Vec<_>, _>>()?;
-        Ok::<_, StoreError>((stream.clone(), LoadedStream { version, events }))
-    });
-    let mut loaded = Loaded::default();
-    loaded
-        .streams
-        .extend(futures::future::try_join_all(reads).await?);
+        loaded
+            .streams
+            .insert(stream.clone(), LoadedStream { version, events });
+    }
     Ok(loaded)
 }
 

@@ -47,6 +47,17 @@ pub trait EventStore: Send + Sync + std::fmt::Debug + 'static {
         limit: u32,
     ) -> StoreResult<Vec<RecordedEvent>>;
 
+    /// Several whole streams, each in version order, in the order asked (an empty list for
+    /// a stream that does not exist): what a command reads before it decides. Backends
+    /// answer in one query, so the streams are read as of one instant.
+    async fn read_streams(&self, streams: &[StreamId]) -> StoreResult<Vec<Vec<RecordedEvent>>> {
+        let mut out = Vec::with_capacity(streams.len());
+        for stream in streams {
+            out.push(read_whole_stream(self, stream).await?);
+        }
+        Ok(out)
+    }
+
     /// Up to `limit` events of `$all` with a position greater than `after`, in order.
     async fn read_all(&self, after: i64, limit: u32) -> StoreResult<Vec<RecordedEvent>>;
 

@@ -373,6 +373,30 @@ impl EventStore for PgEventStore {
         .collect()
     }
 
+    async fn read_streams(&self, streams: &[StreamId]) -> StoreResult<Vec<Vec<RecordedEvent>>> {
+        let names: Vec<&str> = streams.iter().map(StreamId::as_str).collect();
+        let mut by_stream: std::collections::HashMap<String, Vec<RecordedEvent>> =
+            std::collections::HashMap::new();
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM events WHERE stream_id = ANY($1) \
+             ORDER BY stream_id, stream_version"
+        ))
+        .bind(&names)
+        .fetch_all(&self.pool)
+        .await?;
+        for row in &rows {
+            let event = row_to_event(row)?;
+            by_stream
+                .entry(event.stream_id.as_str().to_owned())
+                .or_default()
+                .push(event);
+        }
+        Ok(streams
+            .iter()
+            .map(|s| by_stream.remove(s.as_str()).unwrap_or_default())
+            .collect())
+    }
+
     async fn read_all(&self, after: i64, limit: u32) -> StoreResult<Vec<RecordedEvent>> {
         sqlx::query(&format!(
             "SELECT {COLUMNS} FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2"

@@ -246,6 +246,35 @@ pub async fn reused_event_id_with_other_content_is_refused<H: Harness>(h: &H) {
     assert_eq!(all(&store).await.len(), 1);
 }
 
+pub async fn several_streams_are_read_at_once_in_the_order_asked<H: Harness>(h: &H) {
+    let store = fresh(h).await;
+    let (a, b, missing) = (stream("invoice"), stream("client"), stream("project"));
+    store
+        .append(vec![
+            to(&a, ExpectedVersion::NoStream, vec![ev(1), ev(2)]),
+            to(&b, ExpectedVersion::NoStream, vec![ev(3)]),
+        ])
+        .await
+        .unwrap();
+    store
+        .append(vec![to(&a, ExpectedVersion::Exact(1), vec![ev(4)])])
+        .await
+        .unwrap();
+    let read = store
+        .read_streams(&[b.clone(), missing.clone(), a.clone()])
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 3);
+    assert_eq!(read[0].len(), 1);
+    assert!(read[1].is_empty());
+    assert_eq!(
+        read[2].iter().map(|e| e.stream_version).collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
+    assert!(read[2].iter().all(|e| e.stream_id == a));
+    assert_eq!(read[2], read_whole_stream(&store, &a).await.unwrap());
+}
+
 pub async fn multi_stream_append_is_atomic<H: Harness>(h: &H) {
     let store = fresh(h).await;
     let (a, b, c) = (stream("invoice"), stream("invoice"), stream("firm"));
