@@ -223,14 +223,18 @@ async fn pay(
         .await?;
     let mut position = committed.last_position();
     let mut payments = Vec::with_capacity(planned.len());
-    for (invoice_id, payment_id, amount) in planned {
-        let charge = Charge {
-            payment_id,
-            invoice_id,
-            amount,
+    let charges: Vec<Charge> = planned
+        .iter()
+        .map(|(invoice_id, payment_id, amount)| Charge {
+            payment_id: *payment_id,
+            invoice_id: *invoice_id,
+            amount: *amount,
             method: request.payment_method.clone(),
-        };
-        let status = match state.gateway.charge(&charge).await {
+        })
+        .collect();
+    let outcomes = state.gateway.charge_all(&charges).await;
+    for ((invoice_id, payment_id, amount), outcome) in planned.into_iter().zip(outcomes) {
+        let status = match outcome {
             Ok(ChargeOutcome::Pending { .. }) => "submitted",
             Ok(ChargeOutcome::Declined { reason }) => {
                 let stream = StreamId::invoice(invoice_id);

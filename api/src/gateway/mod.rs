@@ -51,4 +51,15 @@ pub trait PaymentGateway: Send + Sync + std::fmt::Debug {
     fn check_method(&self, method: &PaymentMethod) -> Result<(), String>;
     /// Charges one payment; idempotent per `payment_id`.
     async fn charge(&self, charge: &Charge) -> Result<ChargeOutcome, GatewayError>;
+
+    /// Charges the payments of one submission, each its own gateway transaction, with an
+    /// outcome each in the same order. A gateway that can take them in one request
+    /// overrides this; by default they are charged one by one.
+    async fn charge_all(&self, charges: &[Charge]) -> Vec<Result<ChargeOutcome, GatewayError>> {
+        let mut outcomes = Vec::with_capacity(charges.len());
+        for charge in charges {
+            outcomes.push(self.charge(charge).await);
+        }
+        outcomes
+    }
 }

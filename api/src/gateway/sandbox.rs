@@ -155,29 +155,60 @@ impl PaymentGateway for SandboxGateway {
     }
 
     async fn charge(&self, charge: &Charge) -> Result<ChargeOutcome, GatewayError> {
-        let (outcome, delay) = match charge.method.token.as_str() {
-            "tok_succeed" => ("succeeded", Duration::ZERO),
-            "tok_settle_later" => ("succeeded", self.settle_delay),
-            _ => ("failed", Duration::ZERO),
-        };
-        let reference = format!("sbx_{}", uuid::Uuid::now_v7().simple());
-        let deliver_after =
-            self.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default();
-        self.db
-            .execute(
-                "INSERT INTO sandbox_charges (reference, payment_id, invoice_id, outcome, deliver_after, attempts) \
-                 VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT (payment_id) DO NOTHING",
-                &[
-                    reference.clone().into(),
-                    charge.payment_id.to_string().into(),
-                    charge.invoice_id.to_string().into(),
-                    outcome.into(),
-                    format_instant(deliver_after).into(),
-                ],
-            )
+        self.charge_all(std::slice::from_ref(charge))
             .await
-            .map_err(|e| GatewayError::Unavailable(e.to_string()))?;
+            .pop()
+            .unwrap_or_else(|| Err(GatewayError::Unavailable("no outcome".into())))
+    }
+
+    /// One ledger transaction for the submission; each charge keeps its own reference and
+    /// its own webhook, as separate gateway transactions do.
+    async fn charge_all(&self, charges: &[Charge]) -> Vec<Result<ChargeOutcome, GatewayError>> {
+        let unavailable = |e: &dyn std::fmt::Display| {
+            charges
+                .iter()
+                .map(|_| Err(GatewayError::Unavailable(e.to_string())))
+                .collect()
+        };
+        let mut tx = match self.db.begin().await {
+            Ok(tx) => tx,
+            Err(e) => return unavailable(&e),
+        };
+        let mut references = Vec::with_capacity(charges.len());
+        for charge in charges {
+            let (outcome, delay) = match charge.method.token.as_str() {
+                "tok_succeed" => ("succeeded", Duration::ZERO),
+                "tok_settle_later" => ("succeeded", self.settle_delay),
+                _ => ("failed", Duration::ZERO),
+            };
+            let reference = format!("sbx_{}", uuid::Uuid::now_v7().simple());
+            let deliver_after =
+                self.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default();
+            let inserted = tx
+                .execute(
+                    "INSERT INTO sandbox_charges (reference, payment_id, invoice_id, outcome, deliver_after, attempts) \
+                     VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT (payment_id) DO NOTHING",
+                    &[
+                        reference.clone().into(),
+                        charge.payment_id.to_string().into(),
+                        charge.invoice_id.to_string().into(),
+                        outcome.into(),
+                        format_instant(deliver_after).into(),
+                    ],
+                )
+                .await;
+            if let Err(e) = inserted {
+                return unavailable(&e);
+            }
+            references.push(reference);
+        }
+        if let Err(e) = tx.commit().await {
+            return unavailable(&e);
+        }
         self.wake.notify_one();
-        Ok(ChargeOutcome::Pending { reference })
+        references
+            .into_iter()
+            .map(|reference| Ok(ChargeOutcome::Pending { reference }))
+            .collect()
     }
 }
