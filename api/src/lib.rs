@@ -30,6 +30,7 @@ pub mod ops;
 pub mod portal;
 pub mod startup;
 pub mod state;
+pub mod views_cache;
 pub mod wallet;
 pub mod webhooks;
 

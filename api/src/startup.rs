@@ -257,6 +257,7 @@ impl Application {
             gateway: sandbox,
             metrics: Arc::new(Metrics::new()),
             settings: Arc::new(settings),
+            views: Arc::default(),
         };
         let router = router(state.clone(), config.max_body_bytes);
         Ok(Self {

@@ -38,6 +38,7 @@ pub struct AppState {
     pub gateway: Arc<dyn PaymentGateway>,
     pub metrics: Arc<Metrics>,
     pub settings: Arc<Settings>,
+    pub views: Arc<crate::views_cache::ViewCache>,
 }
 
 /// The longest a read waits for the read models to reach a `min_position`.

@@ -204,10 +204,7 @@ struct SessionRow {
     last_seen_at: String,
     idle_expires_at: String,
     absolute_expires_at: String,
-}
-
-#[derive(Debug, sqlx::FromRow)]
-struct Active {
+    /// The contact's `active` flag in the directory (1 when it is not there yet).
     active: i64,
 }
 
@@ -247,8 +244,10 @@ impl FromRequestParts<AppState> for PortalSession {
         let row: SessionRow = state
             .db
             .fetch_optional(
-                "SELECT contact_id, firm_id, client_id, csrf_token, last_seen_at, idle_expires_at, \
-                 absolute_expires_at FROM sessions WHERE token_hash = $1",
+                "SELECT s.contact_id, s.firm_id, s.client_id, s.csrf_token, s.last_seen_at, \
+                 s.idle_expires_at, s.absolute_expires_at, COALESCE(c.active, 1) AS active \
+                 FROM sessions s LEFT JOIN contacts c ON c.contact_id = s.contact_id \
+                 WHERE s.token_hash = $1",
                 &[hash.clone().into()],
             )
             .await?
@@ -278,14 +277,7 @@ impl FromRequestParts<AppState> for PortalSession {
                 return Err(ApiError::Csrf);
             }
         }
-        let active: Option<Active> = state
-            .db
-            .fetch_optional(
-                "SELECT active FROM contacts WHERE contact_id = $1",
-                &[row.contact_id.clone().into()],
-            )
-            .await?;
-        if active.is_some_and(|a| a.active == 0) {
+        if row.active == 0 {
             return Err(ApiError::Unauthorized);
         }
         // Slide the idle window, at most once a minute per session.

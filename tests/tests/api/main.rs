@@ -13,4 +13,5 @@ mod payments;
 mod races;
 mod replay;
 mod tenancy;
+mod views_cache;
 mod world;
