@@ -150,7 +150,9 @@ async fn postgres_stopped_and_started_under_load_fails_fast_and_recovers() {
     let guard = Restart;
     cluster("stop");
     *phase.lock().unwrap() = (1, Instant::now(), Instant::now());
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Long enough for several rounds of fail-fast answers (each waits out the pool's 3 s
+    // acquire timeout) from requests made after the stop.
+    tokio::time::sleep(Duration::from_secs(10)).await;
     // Answers that arrive from here on may already come from the restarted server.
     {
         let mut ph = phase.lock().unwrap();
