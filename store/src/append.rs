@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use portico_domain::streams::StreamId;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -284,4 +285,107 @@ pub(crate) enum Step {
     Answer(StoreResult<AppendResult>),
     /// It failed after writing part of itself; only rolling back undoes that.
     Undo(StoreError),
+}
+
+/// What the group loop needs of a backend's open append transaction.
+#[async_trait]
+pub(crate) trait GroupTx: Send {
+    /// The newest `recorded_at` and the heads of every stream the group names.
+    async fn load_state(&mut self, group: &[Request]) -> Result<GroupState, sqlx::Error>;
+    /// One append; with `savepoints`, inside the savepoint `append`.
+    async fn append(
+        &mut self,
+        streams: &[AppendStream],
+        now: DateTime<Utc>,
+        state: &mut GroupState,
+        savepoints: bool,
+    ) -> Step;
+    /// A statement without arguments (the savepoint statements).
+    async fn run(&mut self, sql: &'static str) -> Result<(), sqlx::Error>;
+    async fn commit(self: Box<Self>) -> Result<(), sqlx::Error>;
+    async fn rollback(self: Box<Self>);
+}
+
+type Outcomes = (Vec<StoreResult<AppendResult>>, Result<(), sqlx::Error>);
+
+/// Commits a group. The fast way writes the appends one after another with no savepoints:
+/// a version conflict is found before anything of its append is written, so it costs
+/// nothing to refuse. Only an append that fails after writing part of itself (an event id
+/// already taken) needs undoing; then the whole transaction is rolled back and the group
+/// runs again with a savepoint around each append.
+pub(crate) async fn commit_group<B, F>(begin: B, head: &watch::Sender<i64>, group: Vec<Request>)
+where
+    B: Fn() -> F,
+    F: std::future::Future<Output = Result<Box<dyn GroupTx>, sqlx::Error>>,
+{
+    let (outcomes, committed) = match run_group(&begin, &group, false).await {
+        Some(done) => done,
+        None => run_group(&begin, &group, true).await.unwrap_or_else(|| {
+            // With savepoints a group never asks to run again; should it, all fail.
+            let e = sqlx::Error::Protocol("a group could not be committed".into());
+            (
+                group.iter().map(|_| Err(group_failed(&e))).collect(),
+                Ok(()),
+            )
+        }),
+    };
+    answer_group(head, group.into_iter().zip(outcomes).collect(), committed);
+}
+
+/// One run of a group: `None` when the fast way has to give way to savepoints.
+async fn run_group<B, F>(begin: &B, group: &[Request], savepoints: bool) -> Option<Outcomes>
+where
+    B: Fn() -> F,
+    F: std::future::Future<Output = Result<Box<dyn GroupTx>, sqlx::Error>>,
+{
+    let all_failed = |e: &sqlx::Error| -> Option<Outcomes> {
+        Some((group.iter().map(|_| Err(group_failed(e))).collect(), Ok(())))
+    };
+    let mut tx = match begin().await {
+        Ok(tx) => tx,
+        Err(e) => return all_failed(&e),
+    };
+    let mut state = match tx.load_state(group).await {
+        Ok(state) => state,
+        Err(e) => {
+            tx.rollback().await;
+            return all_failed(&e);
+        }
+    };
+    let mut outcomes = Vec::with_capacity(group.len());
+    for r in group {
+        if let Err(e) = validate(&r.streams) {
+            outcomes.push(Err(e));
+            continue;
+        }
+        if savepoints {
+            if let Err(e) = tx.run("SAVEPOINT append").await {
+                tx.rollback().await;
+                return all_failed(&e);
+            }
+        }
+        let answer = match tx.append(&r.streams, r.now, &mut state, savepoints).await {
+            Step::Answer(answer) => answer,
+            Step::Undo(_) if !savepoints => {
+                tx.rollback().await;
+                return None;
+            }
+            Step::Undo(e) => {
+                if let Err(db) = tx.run("ROLLBACK TO SAVEPOINT append").await {
+                    tx.rollback().await;
+                    return all_failed(&db);
+                }
+                Err(e)
+            }
+        };
+        if savepoints {
+            if let Err(e) = tx.run("RELEASE SAVEPOINT append").await {
+                tx.rollback().await;
+                return all_failed(&e);
+            }
+        }
+        outcomes.push(answer);
+    }
+    let committed = tx.commit().await;
+    Some((outcomes, committed))
 }

@@ -24,8 +24,8 @@ use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use crate::append::{
-    answer_group, chain, corrupt, group_failed, next_group, replayed_append, submit, validate,
-    GroupState, Request, Step,
+    chain, commit_group, corrupt, next_group, replayed_append, submit, GroupState, GroupTx,
+    Request, Step,
 };
 use crate::hash::truncate_to_micros;
 use crate::{AppendResult, AppendStream, EventStore, RecordedEvent, StoreError, StoreResult};
@@ -121,96 +121,49 @@ async fn write_groups(
     mut queue: mpsc::UnboundedReceiver<Request>,
 ) {
     while let Some(group) = next_group(&mut queue).await {
-        commit_group(&pool, &head, group).await;
+        commit_group(|| begin_group(&pool), &head, group).await;
     }
 }
 
-/// Commits a group the way `sqlite.rs` does: fast without savepoints, and again with a
-/// savepoint around each append only when one failed after writing part of itself.
-async fn commit_group(pool: &PgPool, head: &watch::Sender<i64>, group: Vec<Request>) {
-    let (outcomes, committed) = match run_group(pool, &group, false).await {
-        Some(done) => done,
-        None => run_group(pool, &group, true).await.unwrap_or_else(|| {
-            let e = sqlx::Error::Protocol("a group could not be committed".into());
-            (
-                group.iter().map(|_| Err(group_failed(&e))).collect(),
-                Ok(()),
-            )
-        }),
-    };
-    answer_group(head, group.into_iter().zip(outcomes).collect(), committed);
+/// The PostgreSQL side of a group: one transaction holding the append lock.
+struct PgGroupTx(Transaction<'static, Postgres>);
+
+#[async_trait]
+impl GroupTx for PgGroupTx {
+    async fn load_state(&mut self, group: &[Request]) -> Result<GroupState, sqlx::Error> {
+        load_state(&mut self.0, group).await
+    }
+
+    async fn append(
+        &mut self,
+        streams: &[AppendStream],
+        now: DateTime<Utc>,
+        state: &mut GroupState,
+        savepoints: bool,
+    ) -> Step {
+        append_in(&mut self.0, streams, now, state, savepoints).await
+    }
+
+    async fn run(&mut self, sql: &'static str) -> Result<(), sqlx::Error> {
+        sqlx::query(sql).execute(&mut *self.0).await.map(|_| ())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), sqlx::Error> {
+        self.0.commit().await
+    }
+
+    async fn rollback(self: Box<Self>) {
+        let _ = self.0.rollback().await;
+    }
 }
 
-type Outcomes = (Vec<StoreResult<AppendResult>>, Result<(), sqlx::Error>);
-
-/// One run of a group under the append lock: `None` when the fast way has to give way to
-/// savepoints.
-async fn run_group(pool: &PgPool, group: &[Request], savepoints: bool) -> Option<Outcomes> {
-    let all_failed = |e: &sqlx::Error| -> Option<Outcomes> {
-        Some((group.iter().map(|_| Err(group_failed(e))).collect(), Ok(())))
-    };
-    let begun = async {
-        let mut tx = pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(APPEND_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        Ok::<_, sqlx::Error>(tx)
-    };
-    let mut tx = match begun.await {
-        Ok(tx) => tx,
-        Err(e) => return all_failed(&e),
-    };
-    let mut state = match load_state(&mut tx, group).await {
-        Ok(state) => state,
-        Err(e) => {
-            let _ = tx.rollback().await;
-            return all_failed(&e);
-        }
-    };
-    let mut outcomes = Vec::with_capacity(group.len());
-    for r in group {
-        if let Err(e) = validate(&r.streams) {
-            outcomes.push(Err(e));
-            continue;
-        }
-        if savepoints {
-            if let Err(e) = sqlx::query("SAVEPOINT append").execute(&mut *tx).await {
-                let _ = tx.rollback().await;
-                return all_failed(&e);
-            }
-        }
-        let step = append_in(&mut tx, &r.streams, r.now, &mut state, savepoints).await;
-        let answer = match step {
-            Step::Answer(answer) => answer,
-            Step::Undo(_) if !savepoints => {
-                let _ = tx.rollback().await;
-                return None;
-            }
-            Step::Undo(e) => {
-                if let Err(db) = sqlx::query("ROLLBACK TO SAVEPOINT append")
-                    .execute(&mut *tx)
-                    .await
-                {
-                    let _ = tx.rollback().await;
-                    return all_failed(&db);
-                }
-                Err(e)
-            }
-        };
-        if savepoints {
-            if let Err(e) = sqlx::query("RELEASE SAVEPOINT append")
-                .execute(&mut *tx)
-                .await
-            {
-                let _ = tx.rollback().await;
-                return all_failed(&e);
-            }
-        }
-        outcomes.push(answer);
-    }
-    let committed = tx.commit().await;
-    Some((outcomes, committed))
+async fn begin_group(pool: &PgPool) -> Result<Box<dyn GroupTx>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(APPEND_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    Ok(Box::new(PgGroupTx(tx)))
 }
 
 /// The newest `recorded_at` and the heads of every stream the group names, in one query.

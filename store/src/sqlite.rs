@@ -25,8 +25,8 @@ use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use crate::append::{
-    answer_group, chain, corrupt, group_failed, next_group, replayed_append, submit, validate,
-    GroupState, Request, Step,
+    chain, commit_group, corrupt, next_group, replayed_append, submit, GroupState, GroupTx,
+    Request, Step,
 };
 use crate::hash::{format_instant, truncate_to_micros};
 use crate::{AppendResult, AppendStream, EventStore, RecordedEvent, StoreError, StoreResult};
@@ -162,89 +162,45 @@ async fn write_groups(
     mut queue: mpsc::UnboundedReceiver<Request>,
 ) {
     while let Some(group) = next_group(&mut queue).await {
-        commit_group(&pool, &head, group).await;
+        commit_group(|| begin_group(&pool), &head, group).await;
     }
 }
 
-/// Commits a group. The fast way writes the appends one after another with no savepoints:
-/// a version conflict is found before anything of its append is written, so it costs
-/// nothing to refuse. Only an append that fails after writing part of itself (an event id
-/// already taken) needs undoing; then the whole transaction is rolled back and the group
-/// runs again with a savepoint around each append.
-async fn commit_group(pool: &SqlitePool, head: &watch::Sender<i64>, group: Vec<Request>) {
-    let (outcomes, committed) = match run_group(pool, &group, false).await {
-        Some(done) => done,
-        None => run_group(pool, &group, true)
-            .await
-            .unwrap_or_else(|| unreachable_redo(&group)),
-    };
-    answer_group(head, group.into_iter().zip(outcomes).collect(), committed);
-}
+/// The SQLite side of a group: one `BEGIN IMMEDIATE` transaction.
+struct SqliteGroupTx(Transaction<'static, Sqlite>);
 
-/// With savepoints a group never asks to be run again; should it, every append is failed.
-fn unreachable_redo(group: &[Request]) -> Outcomes {
-    let e = sqlx::Error::Protocol("a group could not be committed".into());
-    (
-        group.iter().map(|_| Err(group_failed(&e))).collect(),
-        Ok(()),
-    )
-}
-
-type Outcomes = (Vec<StoreResult<AppendResult>>, Result<(), sqlx::Error>);
-
-/// One run of a group: `None` when the fast way has to give way to savepoints.
-async fn run_group(pool: &SqlitePool, group: &[Request], savepoints: bool) -> Option<Outcomes> {
-    let all_failed = |e: &sqlx::Error| -> Option<Outcomes> {
-        Some((group.iter().map(|_| Err(group_failed(e))).collect(), Ok(())))
-    };
-    let mut tx = match pool.begin_with("BEGIN IMMEDIATE").await {
-        Ok(tx) => tx,
-        Err(e) => return all_failed(&e),
-    };
-    let mut state = match load_state(&mut tx, group).await {
-        Ok(state) => state,
-        Err(e) => {
-            let _ = tx.rollback().await;
-            return all_failed(&e);
-        }
-    };
-    let mut outcomes = Vec::with_capacity(group.len());
-    for r in group {
-        if let Err(e) = validate(&r.streams) {
-            outcomes.push(Err(e));
-            continue;
-        }
-        if savepoints {
-            if let Err(e) = sqlx::query("SAVEPOINT append").execute(&mut *tx).await {
-                let _ = tx.rollback().await;
-                return all_failed(&e);
-            }
-        }
-        let step = append_in(&mut tx, &r.streams, r.now, &mut state, savepoints).await;
-        let answer = match step {
-            Step::Answer(answer) => answer,
-            Step::Undo(_) if !savepoints => {
-                let _ = tx.rollback().await;
-                return None;
-            }
-            Step::Undo(e) => {
-                if let Err(db) = sqlx::query("ROLLBACK TO append").execute(&mut *tx).await {
-                    let _ = tx.rollback().await;
-                    return all_failed(&db);
-                }
-                Err(e)
-            }
-        };
-        if savepoints {
-            if let Err(e) = sqlx::query("RELEASE append").execute(&mut *tx).await {
-                let _ = tx.rollback().await;
-                return all_failed(&e);
-            }
-        }
-        outcomes.push(answer);
+#[async_trait]
+impl GroupTx for SqliteGroupTx {
+    async fn load_state(&mut self, group: &[Request]) -> Result<GroupState, sqlx::Error> {
+        load_state(&mut self.0, group).await
     }
-    let committed = tx.commit().await;
-    Some((outcomes, committed))
+
+    async fn append(
+        &mut self,
+        streams: &[AppendStream],
+        now: DateTime<Utc>,
+        state: &mut GroupState,
+        savepoints: bool,
+    ) -> Step {
+        append_in(&mut self.0, streams, now, state, savepoints).await
+    }
+
+    async fn run(&mut self, sql: &'static str) -> Result<(), sqlx::Error> {
+        sqlx::query(sql).execute(&mut *self.0).await.map(|_| ())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), sqlx::Error> {
+        self.0.commit().await
+    }
+
+    async fn rollback(self: Box<Self>) {
+        let _ = self.0.rollback().await;
+    }
+}
+
+async fn begin_group(pool: &SqlitePool) -> Result<Box<dyn GroupTx>, sqlx::Error> {
+    let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    Ok(Box::new(SqliteGroupTx(tx)))
 }
 
 /// The newest `recorded_at` and the heads of every stream the group names, in one query
@@ -346,7 +302,10 @@ async fn append_in(
             Ok(position) => appended.push(row.appended(position)),
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() && savepoints => {
                 // An event id is stored already: this append again, or an id reused.
-                if let Err(e) = sqlx::query("ROLLBACK TO append").execute(&mut **tx).await {
+                if let Err(e) = sqlx::query("ROLLBACK TO SAVEPOINT append")
+                    .execute(&mut **tx)
+                    .await
+                {
                     return Step::Undo(e.into());
                 }
                 return Step::Answer(match stored_with_ids(tx, streams).await {
