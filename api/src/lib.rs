@@ -28,6 +28,7 @@ pub mod mailer;
 pub mod metrics;
 pub mod ops;
 pub mod portal;
+pub mod reconcile;
 pub mod startup;
 pub mod state;
 pub mod views_cache;

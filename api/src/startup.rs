@@ -260,12 +260,17 @@ impl Application {
             views: Arc::default(),
         };
         let router = router(state.clone(), config.max_body_bytes);
+        let reconciler = {
+            let state = state.clone();
+            let stop = shutdown_rx.clone();
+            tokio::spawn(crate::reconcile::run_every(state, leader::stopped(stop)))
+        };
         Ok(Self {
             listener,
             router,
             state,
             shutdown,
-            background: vec![leader_task, deliveries],
+            background: vec![leader_task, deliveries, reconciler],
         })
     }
 
@@ -278,7 +283,8 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then finishes the requests in flight and stops the
-    /// projector runner and the gateway's webhook deliveries.
+    /// projector runner, the gateway's webhook deliveries and the stranded-payment
+    /// reconciler.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,

@@ -242,8 +242,13 @@ async fn pay(
                     l.replay::<Invoice>(&stream)
                         .fail(payment_id, reason.clone())
                 })
-                .await?;
-                position = position.max(failed.last_position());
+                .await;
+                match failed {
+                    Ok(failed) => position = position.max(failed.last_position()),
+                    // Already recorded as failed (the reconciler abandoned it first).
+                    Err(e) if e.status() == StatusCode::CONFLICT => {}
+                    Err(e) => return Err(e),
+                }
                 "failed"
             }
             Err(e) => {

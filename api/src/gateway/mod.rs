@@ -52,6 +52,19 @@ pub trait PaymentGateway: Send + Sync + std::fmt::Debug {
     /// Charges one payment; idempotent per `payment_id`.
     async fn charge(&self, charge: &Charge) -> Result<ChargeOutcome, GatewayError>;
 
+    /// For a payment the log holds as submitted but the gateway may never have been asked
+    /// to charge (the process died between the two): `true` when the gateway has no charge
+    /// for it and will refuse one from now on, so it can be recorded as failed; `false`
+    /// when a charge exists (its webhook will tell the outcome). A gateway that cannot
+    /// promise that answers `false`, and the payment waits for a person.
+    async fn abandon(
+        &self,
+        _payment_id: PaymentId,
+        _invoice_id: InvoiceId,
+    ) -> Result<bool, GatewayError> {
+        Ok(false)
+    }
+
     /// Charges the payments of one submission, each its own gateway transaction, with an
     /// outcome each in the same order. A gateway that can take them in one request
     /// overrides this; by default they are charged one by one.

@@ -31,6 +31,12 @@ pub struct SandboxGateway {
 }
 
 #[derive(Debug, sqlx::FromRow)]
+struct Existing {
+    reference: String,
+    outcome: String,
+}
+
+#[derive(Debug, sqlx::FromRow)]
 struct Due {
     reference: String,
     payment_id: String,
@@ -161,6 +167,29 @@ impl PaymentGateway for SandboxGateway {
             .unwrap_or_else(|| Err(GatewayError::Unavailable("no outcome".into())))
     }
 
+    async fn abandon(
+        &self,
+        payment_id: portico_domain::ids::PaymentId,
+        invoice_id: portico_domain::ids::InvoiceId,
+    ) -> Result<bool, GatewayError> {
+        let now = format_instant(self.clock.now());
+        let claimed = self
+            .db
+            .execute(
+                "INSERT INTO sandbox_charges (reference, payment_id, invoice_id, outcome, deliver_after, delivered_at, attempts) \
+                 VALUES ($1, $2, $3, 'abandoned', $4, $4, 0) ON CONFLICT (payment_id) DO NOTHING",
+                &[
+                    format!("sbx_void_{}", uuid::Uuid::now_v7().simple()).into(),
+                    payment_id.to_string().into(),
+                    invoice_id.to_string().into(),
+                    now.into(),
+                ],
+            )
+            .await
+            .map_err(|e| GatewayError::Unavailable(e.to_string()))?;
+        Ok(claimed == 1)
+    }
+
     /// One ledger transaction for the submission; each charge keeps its own reference and
     /// its own webhook, as separate gateway transactions do.
     async fn charge_all(&self, charges: &[Charge]) -> Vec<Result<ChargeOutcome, GatewayError>> {
@@ -197,10 +226,29 @@ impl PaymentGateway for SandboxGateway {
                     ],
                 )
                 .await;
-            if let Err(e) = inserted {
-                return unavailable(&e);
+            match inserted {
+                Ok(1) => references.push(Ok(reference)),
+                // Charged before (idempotent), or abandoned: the ledger row says which.
+                Ok(_) => {
+                    let existing: Result<Option<Existing>, _> = tx
+                        .fetch_optional(
+                            "SELECT reference, outcome FROM sandbox_charges WHERE payment_id = $1",
+                            &[charge.payment_id.to_string().into()],
+                        )
+                        .await;
+                    match existing {
+                        Ok(Some(e)) if e.outcome == "abandoned" => {
+                            references.push(Err(
+                                "the payment was abandoned before it was charged".to_owned()
+                            ));
+                        }
+                        Ok(Some(e)) => references.push(Ok(e.reference)),
+                        Ok(None) => references.push(Ok(reference)),
+                        Err(e) => return unavailable(&e),
+                    }
+                }
+                Err(e) => return unavailable(&e),
             }
-            references.push(reference);
         }
         if let Err(e) = tx.commit().await {
             return unavailable(&e);
@@ -208,7 +256,10 @@ impl PaymentGateway for SandboxGateway {
         self.wake.notify_one();
         references
             .into_iter()
-            .map(|reference| Ok(ChargeOutcome::Pending { reference }))
+            .map(|r| match r {
+                Ok(reference) => Ok(ChargeOutcome::Pending { reference }),
+                Err(reason) => Ok(ChargeOutcome::Declined { reason }),
+            })
             .collect()
     }
 }

@@ -260,7 +260,135 @@ async fn webhooks_without_a_valid_signature_are_refused(app: TestApp) {
     assert_problem(r, 401, "unauthorized").await;
 }
 
+/// A process that dies between a submission's append and its gateway call leaves payments
+/// the gateway never saw. The reconciler abandons them at the gateway and records them as
+/// failed, so the invoice can be paid again; a payment the gateway did take is left alone,
+/// and a late charge of an abandoned one is refused.
+async fn a_payment_stranded_before_its_charge_is_failed_by_the_reconciler(app: TestApp) {
+    use portico_api::gateway::Charge;
+    use portico_domain::ids::{InvoiceId, PaymentId, SubmissionId};
+    use portico_domain::invoice::Invoice;
+    use portico_domain::streams::StreamId;
+    use portico_domain::submission::{submit as decide, PaymentLine};
+    use portico_domain::{Currency, Money, Scope};
+
+    let w = world(&app, "Acme", "ann@client.example").await;
+    let s = app.activate(&w.email).await;
+
+    // INV-3 is charged normally (tok_settle_later: pending for an hour in tests).
+    let charged = checkout(&app, &s, &[&w.invoices["INV-3"]]).await;
+    let charged = json_ok(
+        submit(&app, &s, &charged, "charged", "tok_settle_later").await,
+        201,
+    )
+    .await;
+
+    // INV-1: the append happened, the process died before the charge.
+    let invoice_id: InvoiceId = w.invoices["INV-1"].parse().unwrap();
+    let firm_id = s.firm_id.parse().unwrap();
+    let client_id = w.client.parse().unwrap();
+    let (payment_id, submission_id) = (PaymentId::new(), SubmissionId::new());
+    let amount = Money::parse("100.00", Currency::parse("USD").unwrap()).unwrap();
+    let stream = StreamId::invoice(invoice_id);
+    let meta = portico_store::Metadata::new(Some(firm_id), "contact:test");
+    let committed = portico_store::command::execute(
+        app.state.store.as_ref(),
+        std::slice::from_ref(&stream),
+        &meta,
+        |l| {
+            let invoice = l.replay::<Invoice>(&stream);
+            decide(
+                &Scope::Client { firm_id, client_id },
+                submission_id,
+                "card",
+                &[PaymentLine {
+                    invoice: &invoice,
+                    payment_id,
+                    amount,
+                }],
+            )
+        },
+    )
+    .await
+    .unwrap();
+    let position = committed.last_position();
+    let blocked = app
+        .post(
+            "/v1/portal/checkouts",
+            &s.token,
+            json!({ "invoice_ids": [w.invoices["INV-1"]], "min_position": position }),
+        )
+        .await;
+    assert_problem(blocked, 409, "payment-conflict").await;
+
+    // Too young to count as stranded: left alone.
+    assert_eq!(
+        portico_api::reconcile::run_once(&app.state).await.unwrap(),
+        0
+    );
+    app.clock
+        .advance(portico_api::reconcile::STRANDED_AFTER + chrono::Duration::seconds(1));
+    assert_eq!(
+        portico_api::reconcile::run_once(&app.state).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        portico_api::reconcile::run_once(&app.state).await.unwrap(),
+        0,
+        "once is enough"
+    );
+
+    let head = app.state.store.head().await.unwrap();
+    let stranded = json_ok(
+        app.get(
+            &format!("/v1/wallet/submissions/{submission_id}?min_position={head}"),
+            &s.token,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(stranded["payments"][0]["status"], "failed");
+    let still = json_ok(
+        app.get(
+            &format!(
+                "/v1/wallet/submissions/{}",
+                charged["submission_id"].as_str().unwrap()
+            ),
+            &s.token,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(still["payments"][0]["status"], "submitted");
+    // INV-1 can be paid again.
+    checkout(&app, &s, &[&w.invoices["INV-1"]]).await;
+    // A late charge of the abandoned payment is refused by the gateway.
+    let late = app
+        .state
+        .gateway
+        .charge_all(&[Charge {
+            payment_id,
+            invoice_id,
+            amount,
+            method: portico_api::gateway::PaymentMethod {
+                kind: "card".into(),
+                token: "tok_succeed".into(),
+            },
+        }])
+        .await;
+    assert!(
+        matches!(
+            &late[0],
+            Ok(portico_api::gateway::ChargeOutcome::Declined { .. })
+        ),
+        "{late:?}"
+    );
+}
+
 crate::on_both_backends!(
+    a_payment_stranded_before_its_charge_is_failed_by_the_reconciler,
     a_checkout_lists_each_invoice_at_its_balance_and_totals_them,
     the_same_key_and_body_replay_the_response_and_another_body_is_refused,
     two_concurrent_submissions_sharing_an_invoice_exactly_one_wins,
