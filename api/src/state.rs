@@ -47,18 +47,23 @@ pub const MAX_READ_WAIT: Duration = Duration::from_secs(5);
 impl AppState {
     /// "Today" in the firm's time zone, from the injected clock.
     pub async fn today_for(&self, firm_id: FirmId) -> ApiResult<NaiveDate> {
+        Ok(self.clock.today_in(self.zone_for(firm_id).await?))
+    }
+
+    /// The firm's time zone (UTC when the firm is unknown).
+    pub async fn zone_for(&self, firm_id: FirmId) -> ApiResult<TimeZone> {
         let firm = queries::firm(&self.db, &FirmScope { firm_id }).await?;
-        Ok(self.today_at(firm.as_ref()))
+        Ok(zone_of(firm.as_ref()))
     }
+}
 
-    /// "Today" for a firm already looked up (UTC when it is unknown).
-    pub fn today_at(&self, firm: Option<&FirmView>) -> NaiveDate {
-        let zone = firm
-            .and_then(|f| TimeZone::parse(&f.time_zone).ok())
-            .unwrap_or(TimeZone::UTC);
-        self.clock.today_in(zone)
-    }
+/// The time zone of a firm already looked up (UTC when it is unknown).
+pub fn zone_of(firm: Option<&FirmView>) -> TimeZone {
+    firm.and_then(|f| TimeZone::parse(&f.time_zone).ok())
+        .unwrap_or(TimeZone::UTC)
+}
 
+impl AppState {
     /// Waits (bounded) until the read models include `position`, so a client that just
     /// wrote sees its write. 503 when they do not catch up in time.
     pub async fn read_after(&self, position: Option<i64>) -> ApiResult<()> {

@@ -12,16 +12,15 @@
 
 mod support;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use portico_domain::Event;
 use portico_store::testing::PgTestDatabase;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-use support::{create_firm, portal, Portal, Server};
+use support::{create_firm, portal, read_log, Portal, Server};
 
 const WRITERS: usize = 64;
 
@@ -137,68 +136,6 @@ async fn writer(
     }
 }
 
-/// What the log holds, read straight from the event store.
-#[derive(Default)]
-struct LogFacts {
-    events: usize,
-    /// invoice id → total in minor units.
-    invoices: HashMap<String, i64>,
-    /// payment id → (submission id, invoice id, minor units).
-    payments: HashMap<String, (String, String, i64)>,
-    payment_in_two_submissions: usize,
-    failed: HashSet<String>,
-    settled: HashSet<String>,
-}
-
-async fn read_log(store: &dyn portico_store::EventStore) -> LogFacts {
-    let mut facts = LogFacts::default();
-    let mut after = 0;
-    loop {
-        let batch = store.read_all(after, 1000).await.unwrap();
-        let Some(last) = batch.last() else { break };
-        after = last.global_position;
-        for e in &batch {
-            facts.events += 1;
-            match e.decode().unwrap() {
-                Event::InvoiceIssued {
-                    invoice_id, total, ..
-                } => {
-                    facts
-                        .invoices
-                        .insert(invoice_id.to_string(), total.minor_units());
-                }
-                Event::PaymentSubmitted {
-                    payment_id,
-                    submission_id,
-                    invoice_id,
-                    amount,
-                    ..
-                } => {
-                    let earlier = facts.payments.insert(
-                        payment_id.to_string(),
-                        (
-                            submission_id.to_string(),
-                            invoice_id.to_string(),
-                            amount.minor_units(),
-                        ),
-                    );
-                    if earlier.is_some() {
-                        facts.payment_in_two_submissions += 1;
-                    }
-                }
-                Event::PaymentFailed { payment_id, .. } => {
-                    facts.failed.insert(payment_id.to_string());
-                }
-                Event::PaymentSettled { payment_id, .. } => {
-                    facts.settled.insert(payment_id.to_string());
-                }
-                _ => {}
-            }
-        }
-    }
-    facts
-}
-
 #[derive(Debug, Default)]
 struct Totals {
     rounds: usize,
@@ -216,7 +153,7 @@ struct Totals {
 }
 
 /// The offline audit of one round; returns the facts for the next checks.
-async fn audit(server: &Server, ledger: &Ledger, totals: &mut Totals) -> LogFacts {
+async fn audit(server: &Server, ledger: &Ledger, totals: &mut Totals) -> support::LogFacts {
     let (db, store) = portico_replay::open(&server.database_target())
         .await
         .unwrap();

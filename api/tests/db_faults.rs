@@ -10,16 +10,14 @@
 
 mod support;
 
-use std::collections::HashSet;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use portico_domain::Event;
 use portico_store::testing::PgTestDatabase;
 use serde_json::json;
-use support::{create_firm, portal, Server};
+use support::{create_firm, portal, read_log, Server};
 
 fn cluster(action: &str) {
     let version = std::fs::read_dir("/etc/postgresql")
@@ -204,19 +202,8 @@ async fn postgres_stopped_and_started_under_load_fails_fast_and_recovers() {
 
     // Nothing acknowledged is lost, and the read models match the log.
     let (db, store) = portico_replay::open(&pg.url).await.unwrap();
-    let mut logged = HashSet::new();
-    let mut after = 0;
-    loop {
-        let batch = store.read_all(after, 1000).await.unwrap();
-        let Some(last) = batch.last() else { break };
-        after = last.global_position;
-        for e in &batch {
-            if let Event::InvoiceIssued { invoice_id, .. } = e.decode().unwrap() {
-                logged.insert(invoice_id.to_string());
-            }
-        }
-    }
-    let lost = s.acked.iter().filter(|i| !logged.contains(*i)).count();
+    let logged = read_log(store.as_ref()).await.invoices;
+    let lost = s.acked.iter().filter(|i| !logged.contains_key(*i)).count();
     assert_eq!(lost, 0, "acknowledged invoices missing from the log");
     let report = portico_replay::verify(&db, store.as_ref()).await.unwrap();
     assert!(report.ok(), "{:?} {:?}", report.chain, report.rows.len());

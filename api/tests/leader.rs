@@ -3,50 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a panic is the failure report
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+mod support;
 
 use portico_store::testing::PgTestDatabase;
 use serde_json::{json, Value};
+use support::{create_firm, Server};
 
-struct Process {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start(database_url: &str, data: &std::path::Path) -> Process {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_portico"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(data)
-        .env("DATABASE_URL", database_url)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Process {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    }
-}
-
-async fn leader_flag(http: &reqwest::Client, p: &Process) -> Option<bool> {
+async fn leader_flag(http: &reqwest::Client, p: &Server) -> Option<bool> {
     let r = http
         .get(format!("{}/v1/ops/projections", p.url))
         .send()
@@ -73,29 +38,11 @@ async fn one_process_leads_the_projectors_and_another_takes_over_when_it_dies() 
         return;
     };
     let data = tempfile::tempdir().unwrap();
-    let created = Command::new(env!("CARGO_BIN_EXE_portico"))
-        .args(["--data-dir"])
-        .arg(data.path())
-        .args(["firm", "create", "--name", "Acme LLP"])
-        .env("DATABASE_URL", &pg.url)
-        .output()
-        .unwrap();
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
-    let stdout = String::from_utf8(created.stdout).unwrap();
-    let key = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("API key:"))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let key = create_firm(data.path(), Some(&pg.url), "Acme LLP");
 
     let http = reqwest::Client::new();
-    let mut a = Some(start(&pg.url, &data.path().join("a")));
-    let b = start(&pg.url, &data.path().join("b"));
+    let mut a = Some(Server::start(&data.path().join("a"), Some(&pg.url)));
+    let b = Server::start(&data.path().join("b"), Some(&pg.url));
     let flags = until("both processes to answer with one leader", async || {
         let fa = leader_flag(&http, a.as_ref().unwrap()).await?;
         let fb = leader_flag(&http, &b).await?;
@@ -123,7 +70,7 @@ async fn one_process_leads_the_projectors_and_another_takes_over_when_it_dies() 
 }
 
 /// Adds a client through `p`, then lists clients through `p` once the read models have it.
-async fn add_client_and_list(http: &reqwest::Client, p: &Process, key: &str, name: &str) -> Value {
+async fn add_client_and_list(http: &reqwest::Client, p: &Server, key: &str, name: &str) -> Value {
     let created: Value = http
         .post(format!("{}/v1/firm/clients", p.url))
         .bearer_auth(key)

@@ -221,9 +221,9 @@ impl Runner {
         &self.projectors
     }
 
-    /// The lowest checkpoint of all projectors, published after every step.
-    pub fn progress(&self) -> watch::Receiver<i64> {
-        self.progress.subscribe()
+    /// The lowest checkpoint of all projectors, as published after the last step.
+    pub fn position(&self) -> i64 {
+        *self.progress.borrow()
     }
 
     /// Creates missing tables, and rebuilds (blue/green) any projector whose tables were

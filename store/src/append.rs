@@ -194,10 +194,28 @@ pub(crate) async fn submit(
     answer.await.map_err(|_| stopped())?
 }
 
+/// Starts a store's writer task: it takes what is queued, commits it as one group in a
+/// transaction from `begin`, answers, and repeats until the last handle of the store is
+/// dropped. Returns the queue's sending end.
+pub(crate) fn spawn_writer<B, F>(
+    begin: B,
+    head: std::sync::Arc<watch::Sender<i64>>,
+) -> mpsc::UnboundedSender<Request>
+where
+    B: Fn() -> F + Send + Sync + 'static,
+    F: std::future::Future<Output = Result<Box<dyn GroupTx>, sqlx::Error>> + Send,
+{
+    let (writer, mut queue) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(group) = next_group(&mut queue).await {
+            commit_group(&begin, &head, group).await;
+        }
+    });
+    writer
+}
+
 /// Waits for an append, then takes every other one already queued, up to [`MAX_GROUP`].
-pub(crate) async fn next_group(
-    queue: &mut mpsc::UnboundedReceiver<Request>,
-) -> Option<Vec<Request>> {
+async fn next_group(queue: &mut mpsc::UnboundedReceiver<Request>) -> Option<Vec<Request>> {
     let mut group = vec![queue.recv().await?];
     while group.len() < MAX_GROUP {
         match queue.try_recv() {
@@ -313,14 +331,14 @@ type Outcomes = (Vec<StoreResult<AppendResult>>, Result<(), sqlx::Error>);
 /// nothing to refuse. Only an append that fails after writing part of itself (an event id
 /// already taken) needs undoing; then the whole transaction is rolled back and the group
 /// runs again with a savepoint around each append.
-pub(crate) async fn commit_group<B, F>(begin: B, head: &watch::Sender<i64>, group: Vec<Request>)
+async fn commit_group<B, F>(begin: &B, head: &watch::Sender<i64>, group: Vec<Request>)
 where
     B: Fn() -> F,
     F: std::future::Future<Output = Result<Box<dyn GroupTx>, sqlx::Error>>,
 {
-    let (outcomes, committed) = match run_group(&begin, &group, false).await {
+    let (outcomes, committed) = match run_group(begin, &group, false).await {
         Some(done) => done,
-        None => run_group(&begin, &group, true).await.unwrap_or_else(|| {
+        None => run_group(begin, &group, true).await.unwrap_or_else(|| {
             // With savepoints a group never asks to run again; should it, all fail.
             let e = sqlx::Error::Protocol("a group could not be committed".into());
             (

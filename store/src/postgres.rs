@@ -24,8 +24,7 @@ use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use crate::append::{
-    chain, commit_group, corrupt, next_group, replayed_append, submit, GroupState, GroupTx,
-    Request, Step,
+    chain, corrupt, replayed_append, spawn_writer, submit, GroupState, GroupTx, Request, Step,
 };
 use crate::hash::truncate_to_micros;
 use crate::{AppendResult, AppendStream, EventStore, RecordedEvent, StoreError, StoreResult};
@@ -72,8 +71,10 @@ impl PgEventStore {
                 .fetch_one(&pool)
                 .await?;
         let head = Arc::new(watch::channel(head).0);
-        let (writer, queue) = mpsc::unbounded_channel();
-        tokio::spawn(write_groups(pool.clone(), head.clone(), queue));
+        let writer = {
+            let pool = pool.clone();
+            spawn_writer(move || begin_group(pool.clone()), head.clone())
+        };
         Ok(Self {
             pool,
             writer,
@@ -113,18 +114,6 @@ fn row_to_event(row: &PgRow) -> StoreResult<RecordedEvent> {
     })
 }
 
-/// The writer task: commits what is queued as one group (see `sqlite.rs`), answers,
-/// repeats. Several processes still take turns on the append lock, a group at a time.
-async fn write_groups(
-    pool: PgPool,
-    head: Arc<watch::Sender<i64>>,
-    mut queue: mpsc::UnboundedReceiver<Request>,
-) {
-    while let Some(group) = next_group(&mut queue).await {
-        commit_group(|| begin_group(&pool), &head, group).await;
-    }
-}
-
 /// The PostgreSQL side of a group: one transaction holding the append lock.
 struct PgGroupTx(Transaction<'static, Postgres>);
 
@@ -157,7 +146,7 @@ impl GroupTx for PgGroupTx {
     }
 }
 
-async fn begin_group(pool: &PgPool) -> Result<Box<dyn GroupTx>, sqlx::Error> {
+async fn begin_group(pool: PgPool) -> Result<Box<dyn GroupTx>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock($1)")
         .bind(APPEND_LOCK)

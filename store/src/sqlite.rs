@@ -25,8 +25,7 @@ use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use crate::append::{
-    chain, commit_group, corrupt, next_group, replayed_append, submit, GroupState, GroupTx,
-    Request, Step,
+    chain, corrupt, replayed_append, spawn_writer, submit, GroupState, GroupTx, Request, Step,
 };
 use crate::hash::{format_instant, truncate_to_micros};
 use crate::{AppendResult, AppendStream, EventStore, RecordedEvent, StoreError, StoreResult};
@@ -83,8 +82,10 @@ impl SqliteEventStore {
             .fetch_one(&pool)
             .await?;
         let head = Arc::new(watch::channel(head).0);
-        let (writer, queue) = mpsc::unbounded_channel();
-        tokio::spawn(write_groups(pool.clone(), head.clone(), queue));
+        let writer = {
+            let pool = pool.clone();
+            spawn_writer(move || begin_group(pool.clone()), head.clone())
+        };
         Ok(Self {
             pool,
             writer,
@@ -154,18 +155,6 @@ async fn stored_with_ids(
     Ok(stored)
 }
 
-/// The writer task: commits what is queued as one group, answers, repeats. It ends when
-/// the last handle of the store is dropped.
-async fn write_groups(
-    pool: SqlitePool,
-    head: Arc<watch::Sender<i64>>,
-    mut queue: mpsc::UnboundedReceiver<Request>,
-) {
-    while let Some(group) = next_group(&mut queue).await {
-        commit_group(|| begin_group(&pool), &head, group).await;
-    }
-}
-
 /// The SQLite side of a group: one `BEGIN IMMEDIATE` transaction.
 struct SqliteGroupTx(Transaction<'static, Sqlite>);
 
@@ -198,7 +187,7 @@ impl GroupTx for SqliteGroupTx {
     }
 }
 
-async fn begin_group(pool: &SqlitePool) -> Result<Box<dyn GroupTx>, sqlx::Error> {
+async fn begin_group(pool: SqlitePool) -> Result<Box<dyn GroupTx>, sqlx::Error> {
     let tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     Ok(Box::new(SqliteGroupTx(tx)))
 }

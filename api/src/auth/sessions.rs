@@ -93,26 +93,12 @@ pub struct SessionInfo {
 }
 
 #[derive(Debug, sqlx::FromRow)]
-struct InfoRow {
-    csrf_token: String,
-    absolute_expires_at: String,
-}
-
-#[derive(Debug, sqlx::FromRow)]
 struct ContactRow {
     name: String,
     email: String,
 }
 
 pub async fn info(state: &AppState, session: &PortalSession) -> ApiResult<SessionInfo> {
-    let row: InfoRow = state
-        .db
-        .fetch_optional(
-            "SELECT csrf_token, absolute_expires_at FROM sessions WHERE token_hash = $1",
-            &[session.token_hash.clone().into()],
-        )
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
     let contact: Option<ContactRow> = state
         .db
         .fetch_optional(
@@ -125,8 +111,8 @@ pub async fn info(state: &AppState, session: &PortalSession) -> ApiResult<Sessio
         email: String::new(),
     });
     Ok(SessionInfo {
-        csrf_token: row.csrf_token,
-        expires_at: row.absolute_expires_at,
+        csrf_token: session.csrf_token.clone(),
+        expires_at: session.expires_at.clone(),
         contact_id: session.contact_id.to_string(),
         firm_id: session.firm_id.to_string(),
         client_id: session.client_id.to_string(),
@@ -173,6 +159,9 @@ pub struct PortalSession {
     pub firm_id: FirmId,
     pub client_id: ClientId,
     pub token_hash: String,
+    /// The session's CSRF token and absolute expiry, as read when it was checked.
+    pub csrf_token: String,
+    pub expires_at: String,
 }
 
 impl PortalSession {
@@ -298,6 +287,8 @@ impl FromRequestParts<AppState> for PortalSession {
             firm_id: row.firm_id.parse().map_err(|_| parse_err())?,
             client_id: row.client_id.parse().map_err(|_| parse_err())?,
             token_hash: hash,
+            csrf_token: row.csrf_token,
+            expires_at: row.absolute_expires_at,
         })
     }
 }

@@ -27,7 +27,7 @@ where
     Fut: std::future::Future<Output = ApiResult<(Vec<u8>, TimeZone)>>,
 {
     let cacheable = *state.leader.borrow();
-    let progress = *state.runner.progress().borrow();
+    let progress = state.runner.position();
     if cacheable {
         if let Some(hit) = state.views.get(&key) {
             if hit.progress == progress && state.clock.today_in(hit.zone) == hit.today {
@@ -118,7 +118,7 @@ async fn render_dashboard(
     )
     .await?
     .ok_or(ApiError::NotFound("firm"))?;
-    let zone = TimeZone::parse(&firm.time_zone).unwrap_or(TimeZone::UTC);
+    let zone = crate::state::zone_of(Some(&firm));
     let today = state.clock.today_in(zone);
     let view = Dashboard {
         firm: FirmBrand::from(firm),
@@ -172,16 +172,7 @@ pub async fn invoices(
     );
     cached(&state, key, || async {
         let scope = session.client_scope();
-        let firm = queries::firm(
-            &state.db,
-            &FirmScope {
-                firm_id: session.firm_id,
-            },
-        )
-        .await?;
-        let zone = firm
-            .and_then(|f| TimeZone::parse(&f.time_zone).ok())
-            .unwrap_or(TimeZone::UTC);
+        let zone = state.zone_for(session.firm_id).await?;
         let today = state.clock.today_in(zone);
         let mut list = queries::client_invoices(&state.db, &scope, today).await?;
         if let Some(status) = wanted {

@@ -3,10 +3,12 @@
 
 #![allow(dead_code)] // each test binary uses part of it
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use portico_domain::Event;
 use serde_json::{json, Value};
 
 pub const WEBHOOK_SECRET: &str = "chaos-webhook-secret";
@@ -254,4 +256,66 @@ pub fn invite_token(outbox: &Path, email: &str) -> String {
     let text = &mails.last().expect("an invite email").1;
     let link = text.lines().find(|l| l.contains("/invite/")).unwrap();
     link.rsplit('/').next().unwrap().trim().to_owned()
+}
+
+/// What the log holds, read straight from the event store.
+#[derive(Default)]
+pub struct LogFacts {
+    pub events: usize,
+    /// invoice id → total in minor units.
+    pub invoices: HashMap<String, i64>,
+    /// payment id → (submission id, invoice id, minor units).
+    pub payments: HashMap<String, (String, String, i64)>,
+    pub payment_in_two_submissions: usize,
+    pub failed: HashSet<String>,
+    pub settled: HashSet<String>,
+}
+
+pub async fn read_log(store: &dyn portico_store::EventStore) -> LogFacts {
+    let mut facts = LogFacts::default();
+    let mut after = 0;
+    loop {
+        let batch = store.read_all(after, 1000).await.unwrap();
+        let Some(last) = batch.last() else { break };
+        after = last.global_position;
+        for e in &batch {
+            facts.events += 1;
+            match e.decode().unwrap() {
+                Event::InvoiceIssued {
+                    invoice_id, total, ..
+                } => {
+                    facts
+                        .invoices
+                        .insert(invoice_id.to_string(), total.minor_units());
+                }
+                Event::PaymentSubmitted {
+                    payment_id,
+                    submission_id,
+                    invoice_id,
+                    amount,
+                    ..
+                } => {
+                    let earlier = facts.payments.insert(
+                        payment_id.to_string(),
+                        (
+                            submission_id.to_string(),
+                            invoice_id.to_string(),
+                            amount.minor_units(),
+                        ),
+                    );
+                    if earlier.is_some() {
+                        facts.payment_in_two_submissions += 1;
+                    }
+                }
+                Event::PaymentFailed { payment_id, .. } => {
+                    facts.failed.insert(payment_id.to_string());
+                }
+                Event::PaymentSettled { payment_id, .. } => {
+                    facts.settled.insert(payment_id.to_string());
+                }
+                _ => {}
+            }
+        }
+    }
+    facts
 }
