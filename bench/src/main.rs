@@ -33,6 +33,10 @@ struct Cli {
     /// Run only these workloads (append, rebuild, http, bulk).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Keep the rebuild workload's generated log in this SQLite file and reuse it on later
+    /// runs (it is generated there when missing or short). Each run rebuilds a copy.
+    #[arg(long)]
+    rebuild_log: Option<std::path::PathBuf>,
     /// Internal: the measured half of the rebuild workload, in its own process.
     #[arg(long, hide = true)]
     rebuild_child: Option<std::path::PathBuf>,
@@ -208,7 +212,15 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
         );
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("rebuild.db");
-        rebuild::generate(&path, sizes.rebuild_events).await?;
+        match &cli.rebuild_log {
+            Some(log) => {
+                rebuild::generate(log, sizes.rebuild_events).await?;
+                rebuild::copy_log(log, &path).await?;
+            }
+            None => {
+                rebuild::generate(&path, sizes.rebuild_events).await?;
+            }
+        }
         eprintln!("rebuild: measuring in a child process ...");
         let out = std::process::Command::new(std::env::current_exe()?)
             .arg("--rebuild-child")

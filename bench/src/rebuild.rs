@@ -23,11 +23,29 @@ pub struct Figures {
 pub async fn generate(path: &std::path::Path, events: i64) -> anyhow::Result<i64> {
     let db = Db::connect(&path.to_string_lossy()).await?;
     let store = db.event_store().await?;
-    let mut sim = Simulation::new(20_261_203);
+    // A kept log that is short is extended by a simulation of its own (seeded by where the
+    // log stands), so its firms and ids never collide with the ones already there.
+    let head = store.head().await?;
+    let mut sim = Simulation::new(20_261_203_u64.wrapping_add(head.unsigned_abs()));
     while store.head().await? < events {
         sim.run(store.as_ref(), 2000).await?;
     }
     Ok(store.head().await?)
+}
+
+/// Copies the log in `from` to the new file `to` (`VACUUM INTO`: a consistent copy even
+/// with a WAL beside it), so the measured rebuild never changes the kept log.
+pub async fn copy_log(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
+    let db = Db::connect(&from.to_string_lossy()).await?;
+    let Db::Sqlite(pool) = &db else {
+        anyhow::bail!("the rebuild log is a SQLite file")
+    };
+    sqlx::query("VACUUM INTO $1")
+        .bind(to.to_string_lossy().as_ref())
+        .execute(pool)
+        .await?;
+    pool.close().await;
+    Ok(())
 }
 
 /// The measured part (run in the child): scan, then rebuild all read models.

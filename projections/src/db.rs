@@ -20,7 +20,7 @@ pub enum Db {
 }
 
 /// A statement argument.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Arg {
     Int(i64),
     Text(String),

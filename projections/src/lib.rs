@@ -8,6 +8,7 @@
 //!   catch-up/live runner, and waiting for a position so a client reads its own write.
 //! - [`rebuild`]: blue/green rebuild beside the live tables, swapped in one transaction.
 //! - [`queries`]: tenant-scoped reads, with status derived from an injected "today".
+//! - [`sqlite_writer`]: a page of statements applied to a SQLite file in one hand-off.
 //! - [`db`]: one SQL text for SQLite and PostgreSQL.
 //! - [`simulate`]: histories generated through the domain, for tests and benchmarks.
 
@@ -19,6 +20,7 @@ pub mod queries;
 pub mod rebuild;
 pub mod runner;
 pub mod simulate;
+pub mod sqlite_writer;
 
 pub use db::Db;
 pub use runner::{ProjectionError, ProjectionResult, Runner};

@@ -4,6 +4,7 @@
 //! keeps them deterministic, backend-neutral and cheap to rebuild.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use portico_domain::Event;
 use portico_store::Metadata;
@@ -36,10 +37,63 @@ pub struct Envelope<'a> {
 pub struct Stmt {
     pub sql: &'static str,
     pub args: Vec<Arg>,
+    /// The statement recomputes derived rows wholly from the projector's own tables (and
+    /// nothing reads those rows while folding): run again later, it leaves the same rows,
+    /// so of several identical ones in a batch only the last need run.
+    pub recompute: bool,
 }
 
 pub fn stmt(sql: &'static str, args: Vec<Arg>) -> Stmt {
-    Stmt { sql, args }
+    Stmt {
+        sql,
+        args,
+        recompute: false,
+    }
+}
+
+/// A [`Stmt`] that recomputes derived rows (see [`Stmt::recompute`]).
+pub fn recompute(sql: &'static str, args: Vec<Arg>) -> Stmt {
+    Stmt {
+        sql,
+        args,
+        recompute: true,
+    }
+}
+
+/// The statements that fold `events` into `projector`'s tables, event by event (with each
+/// event's position), without the recomputations a later identical one makes redundant.
+/// Dropping only earlier copies keeps a batch exactly-once: a checkpoint that skips the
+/// last copy's event skips every earlier one too.
+pub fn plan<'a>(
+    projector: &dyn Projector,
+    events: impl IntoIterator<Item = Envelope<'a>>,
+    fold: Fold,
+) -> Vec<(i64, Vec<Stmt>)> {
+    let skip_recompute = fold == Fold::Rebuild && !projector.recompute_all().is_empty();
+    let mut planned: Vec<(i64, Vec<Stmt>)> = Vec::new();
+    for e in events {
+        let mut stmts = Vec::new();
+        projector.apply(&e, &mut stmts);
+        if skip_recompute {
+            stmts.retain(|s| !s.recompute);
+        }
+        if !stmts.is_empty() {
+            planned.push((e.position, stmts));
+        }
+    }
+    let mut later = std::collections::HashSet::new();
+    for (_, stmts) in planned.iter_mut().rev() {
+        let mut i = stmts.len();
+        while i > 0 {
+            i -= 1;
+            let s = &stmts[i];
+            if s.recompute && !later.insert((s.sql, s.args.clone())) {
+                stmts.remove(i);
+            }
+        }
+    }
+    planned.retain(|(_, stmts)| !stmts.is_empty());
+    planned
 }
 
 pub trait Projector: Send + Sync + std::fmt::Debug {
@@ -53,13 +107,29 @@ pub trait Projector: Send + Sync + std::fmt::Debug {
     fn ddl(&self) -> &'static [&'static str];
     /// Appends to `out` the statements that fold `event` into the tables.
     fn apply(&self, event: &Envelope<'_>, out: &mut Vec<Stmt>);
+    /// Statements that recompute, from the projector's own tables, every row its
+    /// [`recompute`] statements keep up to date. When there are some, a rebuild skips the
+    /// per-event recomputations and runs these once, after the last event.
+    fn recompute_all(&self) -> &'static [&'static str] {
+        &[]
+    }
+}
+
+/// How a batch is folded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fold {
+    /// Every statement (the live runner, dumps, as-of replays).
+    Live,
+    /// A rebuild: a projector with [`Projector::recompute_all`] leaves out its per-event
+    /// recomputations, and the rebuild runs `recompute_all` at the end.
+    Rebuild,
 }
 
 /// Physical names for a projector's tables: the live names, or a generation being built.
 #[derive(Debug, Clone)]
 pub struct TableSet {
     names: Vec<(&'static str, String)>,
-    rendered: HashMap<&'static str, String>,
+    rendered: HashMap<&'static str, Arc<str>>,
 }
 
 impl TableSet {
@@ -92,15 +162,98 @@ impl TableSet {
             .map(|(_, p)| p.as_str())
     }
 
-    /// The template with every `{table}` replaced; cached, since batches repeat templates.
-    pub fn render(&mut self, template: &'static str) -> &str {
+    /// The template with every `{table}` replaced; cached, since batches repeat templates
+    /// (and shared, so a batch can carry it to another thread without copying it).
+    pub fn render(&mut self, template: &'static str) -> Arc<str> {
         let names = &self.names;
-        self.rendered.entry(template).or_insert_with(|| {
-            let mut sql = template.to_owned();
-            for (logical, physical) in names {
-                sql = sql.replace(&format!("{{{logical}}}"), physical);
+        self.rendered
+            .entry(template)
+            .or_insert_with(|| {
+                let mut sql = template.to_owned();
+                for (logical, physical) in names {
+                    sql = sql.replace(&format!("{{{logical}}}"), physical);
+                }
+                sql.into()
+            })
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use portico_domain::ids::InvoiceId;
+
+    use super::*;
+
+    /// Voiding an invoice: one plain statement and one recomputation keyed by the invoice.
+    #[derive(Debug)]
+    struct Voids;
+
+    impl Projector for Voids {
+        fn name(&self) -> &'static str {
+            "voids"
+        }
+        fn version(&self) -> i32 {
+            1
+        }
+        fn tables(&self) -> &'static [TableDef] {
+            &[]
+        }
+        fn ddl(&self) -> &'static [&'static str] {
+            &[]
+        }
+        fn apply(&self, e: &Envelope<'_>, out: &mut Vec<Stmt>) {
+            if let Event::InvoiceVoided { invoice_id, .. } = e.event {
+                out.push(stmt("void", vec![invoice_id.to_string().into()]));
+                out.push(recompute("sum", vec![invoice_id.to_string().into()]));
             }
-            sql
-        })
+        }
+        fn recompute_all(&self) -> &'static [&'static str] {
+            &["sum all"]
+        }
+    }
+
+    fn voided(invoice_id: InvoiceId) -> Event {
+        Event::InvoiceVoided {
+            invoice_id,
+            reason: "duplicate".to_owned(),
+        }
+    }
+
+    fn shape(planned: &[(i64, Vec<Stmt>)]) -> Vec<(i64, Vec<&'static str>)> {
+        planned
+            .iter()
+            .map(|(at, stmts)| (*at, stmts.iter().map(|s| s.sql).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn only_the_last_of_identical_recomputations_is_kept() {
+        let (a, b) = (InvoiceId::new(), InvoiceId::new());
+        let events = [voided(a), voided(b), voided(a)];
+        let meta = Metadata::new(None, "test");
+        let envelopes = events.iter().enumerate().map(|(i, event)| Envelope {
+            position: i as i64 + 1,
+            recorded_at: "2026-12-03T00:00:00.000000Z",
+            metadata: &meta,
+            event,
+        });
+        let live = plan(&Voids, envelopes.clone(), Fold::Live);
+        assert_eq!(
+            shape(&live),
+            vec![
+                (1, vec!["void"]),
+                (2, vec!["void", "sum"]),
+                (3, vec!["void", "sum"])
+            ]
+        );
+        assert_eq!(live[2].1[1].args, vec![Arg::from(a.to_string())]);
+        assert_eq!(live[1].1[1].args, vec![Arg::from(b.to_string())]);
+
+        let rebuild = plan(&Voids, envelopes, Fold::Rebuild);
+        assert_eq!(
+            shape(&rebuild),
+            vec![(1, vec!["void"]), (2, vec!["void"]), (3, vec!["void"])]
+        );
     }
 }

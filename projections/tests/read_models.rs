@@ -186,7 +186,7 @@ async fn stopping_between_or_inside_batches_never_double_applies_or_skips(env: &
                 let mut stmts = Vec::new();
                 p.apply(&all[at].envelope(), &mut stmts);
                 for s in &stmts {
-                    tx.execute(tables.render(s.sql), &s.args).await.unwrap();
+                    tx.execute(&tables.render(s.sql), &s.args).await.unwrap();
                 }
                 drop(tx);
             }
