@@ -146,39 +146,50 @@ impl GroupTx for PgGroupTx {
     }
 }
 
+/// Opens a group's transaction and takes the append lock in one round trip (`BEGIN` and
+/// the lock sent together as one simple query).
 async fn begin_group(pool: PgPool) -> Result<Box<dyn GroupTx>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(APPEND_LOCK)
-        .execute(&mut *tx)
+    let tx = pool
+        .begin_with(format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({APPEND_LOCK})"
+        ))
         .await?;
     Ok(Box::new(PgGroupTx(tx)))
 }
 
-/// The newest `recorded_at` and the heads of every stream the group names, in one query.
+/// The newest `recorded_at` and the heads of every stream the group names, in one query
+/// (always one row at least: the floor, with no head when none of the streams exists).
 async fn load_state(
     tx: &mut Transaction<'_, Postgres>,
     group: &[Request],
 ) -> Result<GroupState, sqlx::Error> {
-    let mut state = GroupState {
-        floor: sqlx::query_scalar(
-            "SELECT recorded_at FROM events ORDER BY global_position DESC LIMIT 1",
-        )
-        .fetch_optional(&mut **tx)
-        .await?,
-        ..GroupState::default()
-    };
     let streams = GroupState::streams(group);
     let names: Vec<&str> = streams.iter().map(StreamId::as_str).collect();
-    let found: Vec<(String, i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT DISTINCT ON (stream_id) stream_id, stream_version, hash FROM events \
-         WHERE stream_id = ANY($1) ORDER BY stream_id, stream_version DESC",
+    type HeadRow = (
+        Option<DateTime<Utc>>,
+        Option<String>,
+        Option<i64>,
+        Option<Vec<u8>>,
+    );
+    let rows: Vec<HeadRow> = sqlx::query_as(
+        "SELECT (SELECT recorded_at FROM events ORDER BY global_position DESC LIMIT 1), \
+                h.stream_id, h.stream_version, h.hash \
+         FROM (SELECT 1) AS one LEFT JOIN ( \
+             SELECT DISTINCT ON (stream_id) stream_id, stream_version, hash FROM events \
+             WHERE stream_id = ANY($1) ORDER BY stream_id, stream_version DESC \
+         ) AS h ON true",
     )
     .bind(&names)
     .fetch_all(&mut **tx)
     .await?;
-    let found: std::collections::HashMap<String, (i64, Vec<u8>)> =
-        found.into_iter().map(|(s, v, h)| (s, (v, h))).collect();
+    let mut state = GroupState {
+        floor: rows.first().and_then(|r| r.0),
+        ..GroupState::default()
+    };
+    let found: std::collections::HashMap<String, (i64, Vec<u8>)> = rows
+        .into_iter()
+        .filter_map(|(_, s, v, h)| Some((s?, (v?, h?))))
+        .collect();
     for s in streams {
         let head = found.get(s.as_str()).cloned();
         state.heads.insert(s, head);
@@ -243,47 +254,78 @@ async fn append_in(
         Err(e) => return Step::Answer(Err(e)),
     };
 
-    let mut appended = Vec::new();
-    for row in &rows {
-        let inserted = sqlx::query_scalar(
-            "INSERT INTO events (stream_id, stream_version, event_id, event_type, \
-             schema_version, data, metadata, recorded_at, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING global_position",
-        )
-        .bind(row.stream_id.as_str())
-        .bind(row.version)
-        .bind(row.event.event_id)
-        .bind(&row.event.event_type)
-        .bind(row.event.schema_version)
-        .bind(&row.data)
-        .bind(&row.metadata)
-        .bind(recorded_at)
-        .bind(row.hash.as_slice())
-        .fetch_one(&mut **tx)
-        .await;
-        match inserted {
-            Ok(position) => appended.push(row.appended(position)),
-            Err(sqlx::Error::Database(db)) if db.is_unique_violation() && savepoints => {
-                // An event id is stored already: this append again, or an id reused. The
-                // failed insert aborted the transaction up to the savepoint.
-                if let Err(e) = sqlx::query("ROLLBACK TO SAVEPOINT append")
-                    .execute(&mut **tx)
-                    .await
-                {
-                    return Step::Undo(e.into());
-                }
-                return Step::Answer(match stored_with_ids(tx, streams).await {
-                    Ok(stored) => match replayed_append(streams, &stored) {
-                        Ok(Some(replayed)) => Ok(replayed),
-                        Ok(None) => Err(StoreError::Database(sqlx::Error::Database(db))),
-                        Err(e) => Err(e),
-                    },
-                    Err(e) => Err(e),
-                });
+    // Every row of the append in one statement (one round trip), positions taken in the
+    // rows' order.
+    let inserted: Result<Vec<(Uuid, i64)>, sqlx::Error> = sqlx::query_as(
+        "INSERT INTO events (stream_id, stream_version, event_id, event_type, \
+         schema_version, data, metadata, recorded_at, hash) \
+         SELECT r.stream_id, r.stream_version, r.event_id, r.event_type, r.schema_version, \
+                r.data, r.metadata, $8, r.hash \
+         FROM UNNEST($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::int[], \
+                     $6::text[], $7::text[], $9::bytea[]) WITH ORDINALITY \
+              AS r(stream_id, stream_version, event_id, event_type, schema_version, \
+                   data, metadata, hash, n) \
+         ORDER BY r.n \
+         RETURNING event_id, global_position",
+    )
+    .bind(
+        rows.iter()
+            .map(|r| r.stream_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|r| r.version).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.event.event_id).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|r| r.event.event_type.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        rows.iter()
+            .map(|r| r.event.schema_version)
+            .collect::<Vec<_>>(),
+    )
+    .bind(rows.iter().map(|r| r.data.as_str()).collect::<Vec<_>>())
+    .bind(rows.iter().map(|r| r.metadata.as_str()).collect::<Vec<_>>())
+    .bind(recorded_at)
+    .bind(rows.iter().map(|r| r.hash.to_vec()).collect::<Vec<_>>())
+    .fetch_all(&mut **tx)
+    .await;
+    let appended = match inserted {
+        Ok(positions) => {
+            let positions: std::collections::HashMap<Uuid, i64> = positions.into_iter().collect();
+            let mut appended = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let Some(position) = positions.get(&row.event.event_id) else {
+                    return Step::Undo(StoreError::Corrupt(format!(
+                        "the insert returned no position for event {}",
+                        row.event.event_id
+                    )));
+                };
+                appended.push(row.appended(*position));
             }
-            Err(e) => return Step::Undo(e.into()),
+            appended
         }
-    }
+        Err(sqlx::Error::Database(db)) if db.is_unique_violation() && savepoints => {
+            // An event id is stored already: this append again, or an id reused. The
+            // failed insert aborted the transaction up to the savepoint.
+            if let Err(e) = sqlx::query("ROLLBACK TO SAVEPOINT append")
+                .execute(&mut **tx)
+                .await
+            {
+                return Step::Undo(e.into());
+            }
+            return Step::Answer(match stored_with_ids(tx, streams).await {
+                Ok(stored) => match replayed_append(streams, &stored) {
+                    Ok(Some(replayed)) => Ok(replayed),
+                    Ok(None) => Err(StoreError::Database(sqlx::Error::Database(db))),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            });
+        }
+        Err(e) => return Step::Undo(e.into()),
+    };
     state.advance(&rows, recorded_at);
     Step::Answer(Ok(AppendResult { events: appended }))
 }
