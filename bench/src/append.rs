@@ -33,6 +33,32 @@ impl Figures {
     pub fn rate(&self) -> f64 {
         self.events as f64 / self.secs.max(1e-9)
     }
+
+    /// Several runs as one: their events, times and latencies added up.
+    pub fn add(&mut self, other: Figures) {
+        self.events += other.events;
+        self.secs += other.secs;
+        self.latency.extend(other.latency);
+    }
+}
+
+/// The two single-writer figures the sequential target compares, measured in alternating
+/// rounds (raw, command path, raw, ...) so that both see the same disk: this machine's
+/// fsync time drifts by 2x within a minute, which made a baseline measured once before
+/// the command path a coin toss (0.54x and 1.52x in two runs a minute apart).
+pub async fn sequential_pair(
+    target: &Target,
+    raw_events: usize,
+    invoices: usize,
+    rounds: usize,
+) -> anyhow::Result<(Figures, Figures)> {
+    let mut raw_total = raw(target, raw_events / rounds, false).await?;
+    let mut command_total = command_path(target, invoices / rounds, 1).await?;
+    for _ in 1..rounds {
+        raw_total.add(raw(target, raw_events / rounds, false).await?);
+        command_total.add(command_path(target, invoices / rounds, 1).await?);
+    }
+    Ok((raw_total, command_total))
 }
 
 #[allow(clippy::expect_used)] // constant, valid names

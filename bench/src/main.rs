@@ -125,11 +125,13 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
     if wanted(cli, "append") {
         for (backend, target) in &targets {
             eprintln!("append on {backend} ...");
-            let per_event = append::raw(target, sizes.raw_events, false).await?;
+            let (per_event, sequential) =
+                append::sequential_pair(target, sizes.raw_events, sizes.invoices, 4).await?;
+            let mut sequential = Some(sequential);
             let one_tx = append::raw(target, sizes.raw_events, true).await?;
             rows.push(row(
                 &format!("append/{backend}"),
-                "raw insert, one transaction per event (events/s)",
+                "raw insert, one transaction per event, alternating with 1 writer (events/s)",
                 per_event.rate(),
                 None,
                 "",
@@ -144,7 +146,10 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
                 None,
             ));
             for writers in [1usize, 16, 64] {
-                let f = append::command_path(target, sizes.invoices, writers).await?;
+                let f = match sequential.take() {
+                    Some(f) if writers == 1 => f,
+                    _ => append::command_path(target, sizes.invoices, writers).await?,
+                };
                 let name = format!("append/{backend}/{writers} writer(s)");
                 rows.push(row(
                     &name,
