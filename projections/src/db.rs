@@ -199,6 +199,24 @@ impl Tx {
         }
     }
 
+    pub async fn fetch_all<R>(&mut self, sql: &str, args: &[Arg]) -> Result<Vec<R>, sqlx::Error>
+    where
+        R: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        match self {
+            Tx::Sqlite(tx) => {
+                bind_args!(sqlx::query_as::<_, R>(sql), args)
+                    .fetch_all(&mut **tx)
+                    .await
+            }
+            Tx::Postgres(tx) => {
+                bind_args!(sqlx::query_as::<_, R>(sql), args)
+                    .fetch_all(&mut **tx)
+                    .await
+            }
+        }
+    }
+
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
             Tx::Sqlite(tx) => tx.commit().await,
