@@ -57,7 +57,7 @@ impl Decoded {
 }
 
 /// Decodes a page. The payload is moved into `event`, not copied: `recorded.data` is
-/// left `Null` (a copy of every payload was a tenth of a rebuild's time).
+/// left `Null` (copying every payload showed up in the rebuild profile).
 pub fn decode_page(page: Vec<RecordedEvent>) -> ProjectionResult<Vec<Decoded>> {
     page.into_iter()
         .map(|mut recorded| {
