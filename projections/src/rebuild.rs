@@ -32,9 +32,10 @@ pub struct RebuildReport {
 
 /// Events per page, and so per transaction of the new generation. Small transactions on
 /// tables keyed by random ids rewrite the same B-tree pages commit after commit: at 1M
-/// events a SQLite rebuild took 62 s with pages of 2,000, 54 s with 5,000 and 44 s with
-/// 10,000. Each page's transaction holds SQLite's write lock (about 0.4 s at that size),
-/// so appends made during a rebuild wait up to that long.
+/// events a SQLite rebuild took (one run each, with a temporary knob) 62 s with pages of
+/// 2,000, 54 s with 5,000 and 44 s with 10,000. Each page's transaction holds SQLite's
+/// write lock (about 0.4 s at that size), so appends made during a rebuild wait up to that
+/// long.
 const PAGE: u32 = 10_000;
 
 fn rebuild_row(projector: &dyn Projector) -> String {

@@ -84,6 +84,26 @@ impl Row<'_> {
     }
 }
 
+/// The appended rows with the positions a multi-row insert returned, matched by event id
+/// (`position_of`); an event the insert did not return is a corrupt answer.
+pub(crate) fn appended_in_order(
+    rows: &[Row<'_>],
+    position_of: impl Fn(&uuid::Uuid) -> Option<i64>,
+) -> StoreResult<Vec<Appended>> {
+    rows.iter()
+        .map(|row| {
+            position_of(&row.event.event_id)
+                .map(|position| row.appended(position))
+                .ok_or_else(|| {
+                    StoreError::Corrupt(format!(
+                        "the insert returned no position for event {}",
+                        row.event.event_id
+                    ))
+                })
+        })
+        .collect()
+}
+
 /// Tells subscribers about a committed append; the head never moves backwards.
 pub(crate) fn publish(head: &watch::Sender<i64>, result: &AppendResult) {
     let last = result.last_position();

@@ -24,7 +24,8 @@ use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use crate::append::{
-    chain, corrupt, replayed_append, spawn_writer, submit, GroupState, GroupTx, Request, Step,
+    appended_in_order, chain, corrupt, replayed_append, spawn_writer, submit, GroupState, GroupTx,
+    Request, Step,
 };
 use crate::hash::truncate_to_micros;
 use crate::{AppendResult, AppendStream, EventStore, RecordedEvent, StoreError, StoreResult};
@@ -294,17 +295,10 @@ async fn append_in(
     let appended = match inserted {
         Ok(positions) => {
             let positions: std::collections::HashMap<Uuid, i64> = positions.into_iter().collect();
-            let mut appended = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let Some(position) = positions.get(&row.event.event_id) else {
-                    return Step::Undo(StoreError::Corrupt(format!(
-                        "the insert returned no position for event {}",
-                        row.event.event_id
-                    )));
-                };
-                appended.push(row.appended(*position));
+            match appended_in_order(&rows, |id| positions.get(id).copied()) {
+                Ok(appended) => appended,
+                Err(e) => return Step::Undo(e),
             }
-            appended
         }
         Err(sqlx::Error::Database(db)) if db.is_unique_violation() && savepoints => {
             // An event id is stored already: this append again, or an id reused. The

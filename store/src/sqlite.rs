@@ -25,7 +25,8 @@ use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
 use crate::append::{
-    chain, corrupt, replayed_append, spawn_writer, submit, GroupState, GroupTx, Request, Step,
+    appended_in_order, chain, corrupt, replayed_append, spawn_writer, submit, GroupState, GroupTx,
+    Request, Step,
 };
 use crate::hash::{format_instant, truncate_to_micros};
 use crate::{AppendResult, AppendStream, EventStore, RecordedEvent, StoreError, StoreResult};
@@ -321,16 +322,10 @@ async fn append_in(
             Err(e) => return Step::Undo(e.into()),
         }
     }
-    let mut appended = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let Some(position) = positions.get(&row.event.event_id.to_string()) else {
-            return Step::Undo(StoreError::Corrupt(format!(
-                "the insert returned no position for event {}",
-                row.event.event_id
-            )));
-        };
-        appended.push(row.appended(*position));
-    }
+    let appended = match appended_in_order(&rows, |id| positions.get(&id.to_string()).copied()) {
+        Ok(appended) => appended,
+        Err(e) => return Step::Undo(e),
+    };
     state.advance(&rows, recorded_at);
     Step::Answer(Ok(AppendResult { events: appended }))
 }

@@ -91,7 +91,8 @@ const DDL: &[&str] = &[
 /// rebuild runs most, so it is kept cheap: one pass over the client's entries in the
 /// covering index `{invoices}_client` (`COUNT(x.voided)`, not `COUNT(x.invoice_id)`, so
 /// the table is never read), and the `LEFT JOIN` keeps the row, with zeros, when every
-/// invoice is voided. Three correlated subqueries did the same in 48 µs a call, this in 16.
+/// invoice is voided. Three correlated subqueries did the same in 48 µs a call, this in 16
+/// (timed with Python's sqlite3 over the 4,691 invoices of the bench's quick log).
 const REFRESH_SUMMARY: &str = "INSERT INTO {client_summary} \
         (firm_id, client_id, currency, total_invoices, unpaid_count, unpaid_minor) \
      SELECT i.firm_id, i.client_id, i.currency, COUNT(x.voided), \
