@@ -13,7 +13,7 @@ use portico_store::EventStore;
 use crate::db::Db;
 use crate::projector::{Fold, Projector, TableSet};
 use crate::runner::{checkpoint, decode_page, fold_batch, lock, now_text, ProjectionResult};
-use crate::sqlite_writer::{Pending, Planned, SqliteWriter};
+use crate::sqlite_writer::{Generation, Pending, Planned, SqliteWriter};
 
 /// Where a rebuild is.
 #[derive(Debug, Clone, Copy)]
@@ -140,11 +140,17 @@ pub async fn rebuild_many<S: EventStore + ?Sized, P: AsProjector>(
         builds.push((p, rebuild_row(p), generation, tables));
     }
 
-    // On a SQLite file, pages go to a writer thread with a connection of its own (one
-    // hand-off per page, see `sqlite_writer`); while it writes one page, the next is read
-    // and decoded here.
+    // On a SQLite file, pages go to a writer thread that folds them into a scratch
+    // database and copies the tables into the file at the end (see `sqlite_writer`);
+    // while it folds one page, the next is read and decoded here.
     let writer = match db {
-        Db::Sqlite(pool) => SqliteWriter::open(pool.connect_options().get_filename())?,
+        Db::Sqlite(pool) => {
+            let generations = builds
+                .iter_mut()
+                .map(|(p, _, _, tables)| Generation::new(*p, tables))
+                .collect();
+            SqliteWriter::open(pool.connect_options().get_filename(), generations)?
+        }
         Db::Postgres(_) => None,
     };
     let mut in_flight: Option<Pending> = None;
@@ -186,10 +192,14 @@ pub async fn rebuild_many<S: EventStore + ?Sized, P: AsProjector>(
     if let Some(pending) = in_flight.take() {
         pending.wait().await?;
     }
-    drop(writer);
-    for (p, _, _, tables) in &mut builds {
-        for sql in p.recompute_all() {
-            db.execute(&tables.render(sql), &[]).await?;
+    match writer {
+        Some(writer) => writer.finish().wait().await?,
+        None => {
+            for (p, _, _, tables) in &mut builds {
+                for sql in p.recompute_all() {
+                    db.execute(&tables.render(sql), &[]).await?;
+                }
+            }
         }
     }
 

@@ -154,7 +154,11 @@ async fn rebuilt_from_zero_equals_built_incrementally(env: &Env) {
         incremental["invoices"]["invoices"].len() > 10,
         "the history is too small to prove anything"
     );
-    // A second rebuild swaps in generation 2 without tripping over generation 1's indexes.
+    // A second rebuild swaps in generation 2 without tripping over generation 1's indexes
+    // (and, on SQLite, deletes the scratch file a killed rebuild left).
+    if let Some(dir) = &env._sqlite {
+        std::fs::write(dir.path().join(".rm.db.rebuild-killed.scratch"), b"stale").unwrap();
+    }
     let p = projectors::by_name("invoices").unwrap();
     assert_eq!(
         rebuild(&env.db, env.store.as_ref(), p.as_ref(), |_| {})
@@ -167,6 +171,15 @@ async fn rebuilt_from_zero_equals_built_incrementally(env: &Env) {
         dump_live(&env.db, p.as_ref()).await.unwrap(),
         incremental["invoices"]
     );
+    // A SQLite rebuild folds into a scratch file beside the database; none is left.
+    if let Some(dir) = &env._sqlite {
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".scratch"))
+            .collect();
+        assert!(left.is_empty(), "scratch files left behind: {left:?}");
+    }
 }
 
 async fn stopping_between_or_inside_batches_never_double_applies_or_skips(env: &Env) {
