@@ -187,6 +187,8 @@ pub struct Application {
     state: AppState,
     shutdown: watch::Sender<bool>,
     background: Vec<tokio::task::JoinHandle<()>>,
+    /// On a SQLite file, held while this process serves it (see [`serve_lock`]).
+    _serve_lock: Option<std::fs::File>,
 }
 
 fn reachable(addr: SocketAddr) -> SocketAddr {
@@ -194,6 +196,46 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
         SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port())
     } else {
         addr
+    }
+}
+
+/// On SQLite one process serves a database (DESIGN.md: the embedded default is one
+/// process): it runs the projectors, and its caches of views and sessions trust that it
+/// sees every write (`auth::session_cache`). A second server on the same file would
+/// break that (a logout there would not end the session here), so it is refused: each
+/// server holds an exclusive lock on `{database}.serve-lock` beside the file while it
+/// runs, which the system drops when the process ends, however it ends. The command-line
+/// tools (`firm create`, `portico-replay`) take no such lock and may run beside it.
+fn serve_lock(db: &Db) -> anyhow::Result<Option<std::fs::File>> {
+    let Db::Sqlite(pool) = db else {
+        return Ok(None);
+    };
+    let options = pool.connect_options();
+    let path = options.get_filename();
+    if !path.is_file() {
+        // An in-memory database: no other process can reach it.
+        return Ok(None);
+    }
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(".serve-lock");
+    let lock_path = path.with_file_name(name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", lock_path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(anyhow::anyhow!(
+            "{} is already served by another Portico process (it holds {}); on SQLite one \
+             process serves a database; use PostgreSQL to run several",
+            path.display(),
+            lock_path.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(anyhow::anyhow!("cannot lock {}: {e}", lock_path.display()))
+        }
     }
 }
 
@@ -208,6 +250,7 @@ impl Application {
     ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.data_dir)?;
         let db = Db::connect(&config.database_target()).await?;
+        let serve_lock = serve_lock(&db)?;
         let store = db.event_store().await?;
         let listener = TcpListener::bind(config.listen).await?;
         let own = reachable(listener.local_addr()?);
@@ -258,6 +301,7 @@ impl Application {
             metrics: Arc::new(Metrics::new()),
             settings: Arc::new(settings),
             views: Arc::default(),
+            sessions: Arc::default(),
         };
         let router = router(state.clone(), config.max_body_bytes);
         let reconciler = {
@@ -271,6 +315,7 @@ impl Application {
             state,
             shutdown,
             background: vec![leader_task, deliveries, reconciler],
+            _serve_lock: serve_lock,
         })
     }
 

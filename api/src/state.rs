@@ -39,6 +39,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub settings: Arc<Settings>,
     pub views: Arc<crate::views_cache::ViewCache>,
+    /// Checked sessions, where this process sees every change to them (SQLite).
+    pub sessions: Arc<crate::auth::session_cache::SessionCache>,
 }
 
 /// The longest a read waits for the read models to reach a `min_position`.

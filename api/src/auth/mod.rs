@@ -4,6 +4,7 @@
 pub mod api_keys;
 pub mod login;
 pub mod passwords;
+pub mod session_cache;
 pub mod sessions;
 
 use portico_domain::secrets::{SecretToken, TOKEN_BYTES};

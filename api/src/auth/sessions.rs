@@ -18,6 +18,7 @@ use portico_projections::queries::ClientScope;
 use portico_store::hash::format_instant;
 use serde::Serialize;
 
+use crate::auth::session_cache::SessionRow;
 use crate::auth::{bearer, new_token, same_secret};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -130,6 +131,20 @@ pub async fn end_all(state: &AppState, contact_id: ContactId) -> ApiResult<()> {
             &[contact_id.to_string().into()],
         )
         .await?;
+    state.sessions.forget_contact(contact_id);
+    Ok(())
+}
+
+/// Ends the session whose token hashes to `token_hash` (logout, expiry).
+pub async fn end(state: &AppState, token_hash: &str) -> ApiResult<()> {
+    state
+        .db
+        .execute(
+            "DELETE FROM sessions WHERE token_hash = $1",
+            &[token_hash.into()],
+        )
+        .await?;
+    state.sessions.forget(token_hash);
     Ok(())
 }
 
@@ -185,7 +200,7 @@ impl PortalSession {
 }
 
 #[derive(Debug, sqlx::FromRow)]
-struct SessionRow {
+struct StoredSession {
     contact_id: String,
     firm_id: String,
     client_id: String,
@@ -197,10 +212,65 @@ struct SessionRow {
     active: i64,
 }
 
+impl StoredSession {
+    /// `None` when a stored time does not parse (the session is then refused).
+    fn checked(self) -> ApiResult<Option<SessionRow>> {
+        let (Some(last_seen_at), Some(idle_expires_at), Some(absolute_expires_at)) = (
+            instant(&self.last_seen_at),
+            instant(&self.idle_expires_at),
+            instant(&self.absolute_expires_at),
+        ) else {
+            return Ok(None);
+        };
+        let parse_err = || ApiError::Internal("a session row holds a malformed id".into());
+        Ok(Some(SessionRow {
+            contact_id: self.contact_id.parse().map_err(|_| parse_err())?,
+            firm_id: self.firm_id.parse().map_err(|_| parse_err())?,
+            client_id: self.client_id.parse().map_err(|_| parse_err())?,
+            csrf_token: self.csrf_token,
+            last_seen_at,
+            idle_expires_at,
+            absolute_expires_at,
+            absolute_expires_text: self.absolute_expires_at,
+            active: self.active != 0,
+        }))
+    }
+}
+
 fn instant(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .ok()
         .map(|t| t.with_timezone(&Utc))
+}
+
+/// The session row of `token_hash`: from the cache where it may serve (see
+/// `session_cache`), else from the database. `None`: no such session, or a malformed one.
+async fn session_row(state: &AppState, token_hash: &str) -> ApiResult<Option<SessionRow>> {
+    let cacheable = !state.db.is_postgres() && *state.leader.borrow();
+    let progress = state.runner.position();
+    if cacheable {
+        if let Some(row) = state.sessions.get(token_hash, progress) {
+            return Ok(Some(row));
+        }
+    }
+    let stamp = state.sessions.stamp();
+    let stored: Option<StoredSession> = state
+        .db
+        .fetch_optional(
+            "SELECT s.contact_id, s.firm_id, s.client_id, s.csrf_token, s.last_seen_at, \
+             s.idle_expires_at, s.absolute_expires_at, COALESCE(c.active, 1) AS active \
+             FROM sessions s LEFT JOIN contacts c ON c.contact_id = s.contact_id \
+             WHERE s.token_hash = $1",
+            &[token_hash.into()],
+        )
+        .await?;
+    let Some(row) = stored.map(StoredSession::checked).transpose()?.flatten() else {
+        return Ok(None);
+    };
+    if cacheable {
+        state.sessions.put(token_hash, stamp, progress, row.clone());
+    }
+    Ok(Some(row))
 }
 
 fn cookie_token(parts: &Parts) -> Option<String> {
@@ -230,29 +300,12 @@ impl FromRequestParts<AppState> for PortalSession {
         };
         let token = SecretToken::parse(&presented).map_err(|_| ApiError::Unauthorized)?;
         let hash = token.hash().to_hex();
-        let row: SessionRow = state
-            .db
-            .fetch_optional(
-                "SELECT s.contact_id, s.firm_id, s.client_id, s.csrf_token, s.last_seen_at, \
-                 s.idle_expires_at, s.absolute_expires_at, COALESCE(c.active, 1) AS active \
-                 FROM sessions s LEFT JOIN contacts c ON c.contact_id = s.contact_id \
-                 WHERE s.token_hash = $1",
-                &[hash.clone().into()],
-            )
+        let row = session_row(state, &hash)
             .await?
             .ok_or(ApiError::Unauthorized)?;
         let now = state.clock.now();
-        let (Some(idle), Some(absolute)) = (
-            instant(&row.idle_expires_at),
-            instant(&row.absolute_expires_at),
-        ) else {
-            return Err(ApiError::Unauthorized);
-        };
-        if now >= idle || now >= absolute {
-            state
-                .db
-                .execute("DELETE FROM sessions WHERE token_hash = $1", &[hash.into()])
-                .await?;
+        if now >= row.idle_expires_at || now >= row.absolute_expires_at {
+            end(state, &hash).await?;
             return Err(ApiError::Unauthorized);
         }
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
@@ -266,13 +319,12 @@ impl FromRequestParts<AppState> for PortalSession {
                 return Err(ApiError::Csrf);
             }
         }
-        if row.active == 0 {
+        if !row.active {
             return Err(ApiError::Unauthorized);
         }
         // Slide the idle window, at most once a minute per session.
-        if instant(&row.last_seen_at).is_none_or(|seen| now - seen > chrono::Duration::seconds(60))
-        {
-            let next_idle = (now + state.settings.session_idle).min(absolute);
+        if now - row.last_seen_at > chrono::Duration::seconds(60) {
+            let next_idle = (now + state.settings.session_idle).min(row.absolute_expires_at);
             state
                 .db
                 .execute(
@@ -280,15 +332,15 @@ impl FromRequestParts<AppState> for PortalSession {
                     &[hash.clone().into(), format_instant(now).into(), format_instant(next_idle).into()],
                 )
                 .await?;
+            state.sessions.forget(&hash);
         }
-        let parse_err = || ApiError::Internal("a session row holds a malformed id".into());
         Ok(PortalSession {
-            contact_id: row.contact_id.parse().map_err(|_| parse_err())?,
-            firm_id: row.firm_id.parse().map_err(|_| parse_err())?,
-            client_id: row.client_id.parse().map_err(|_| parse_err())?,
+            contact_id: row.contact_id,
+            firm_id: row.firm_id,
+            client_id: row.client_id,
             token_hash: hash,
             csrf_token: row.csrf_token,
-            expires_at: row.absolute_expires_at,
+            expires_at: row.absolute_expires_text,
         })
     }
 }

@@ -333,13 +333,7 @@ pub async fn logout(
     State(state): State<AppState>,
     session: PortalSession,
 ) -> ApiResult<(StatusCode, HeaderMap)> {
-    state
-        .db
-        .execute(
-            "DELETE FROM sessions WHERE token_hash = $1",
-            &[session.token_hash.clone().into()],
-        )
-        .await?;
+    sessions::end(&state, &session.token_hash).await?;
     let mut headers = HeaderMap::new();
     headers.insert(header::SET_COOKIE, sessions::cookie(&state, None));
     Ok((StatusCode::NO_CONTENT, headers))

@@ -78,3 +78,22 @@ async fn metrics_count_requests_by_route_and_report_projection_lag() {
     assert_eq!(status["projections"].as_array().unwrap().len(), 4);
     assert_eq!(status["leader"], true, "{status}");
 }
+
+/// On SQLite one process serves a database (its session cache trusts that it sees every
+/// logout): a second server on the same file is refused with a reason, and the file is
+/// free again once the first one is gone.
+#[tokio::test]
+async fn a_second_server_on_the_same_sqlite_file_is_refused() {
+    use portico_api::config::ServeConfig;
+    use portico_api::startup::Application;
+    let data = tempfile::tempdir().unwrap();
+    let config = ServeConfig::for_data_dir(data.path().to_path_buf());
+    let first = Application::build(&config).await.unwrap();
+    let refused = Application::build(&config).await.unwrap_err().to_string();
+    assert!(
+        refused.contains("already served by another Portico process"),
+        "{refused}"
+    );
+    drop(first);
+    Application::build(&config).await.unwrap();
+}

@@ -79,4 +79,45 @@ async fn a_cached_view_follows_new_events_and_the_turning_day(app: TestApp) {
     assert_eq!(status_of(&page, "INV-1"), "past_due");
 }
 
-crate::on_both_backends!(a_cached_view_follows_new_events_and_the_turning_day);
+/// On SQLite a checked session is kept in memory (`auth::session_cache`): a logout must
+/// end it at once even though no event moves the read models, and only it.
+async fn a_session_checked_before_ends_at_logout_and_only_that_one(app: TestApp) {
+    let w = world(&app, "Acme", "ann@client.example").await;
+    let s = app.activate(&w.email).await;
+    let other = json_ok(
+        app.request(
+            reqwest::Method::POST,
+            "/v1/portal/sessions",
+            None,
+            Some(json!({ "firm_id": s.firm_id, "email": w.email, "password": PASSWORD })),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let other = other["session"]["token"].as_str().unwrap().to_owned();
+    for token in [&s.token, &other, &s.token, &other] {
+        assert_eq!(app.get("/v1/portal/dashboard", token).await.status(), 200);
+    }
+    let out = app
+        .request(
+            reqwest::Method::DELETE,
+            "/v1/portal/sessions/current",
+            Some(&s.token),
+            None,
+        )
+        .await;
+    assert_eq!(out.status(), 204);
+    for _ in 0..3 {
+        assert_eq!(
+            app.get("/v1/portal/dashboard", &s.token).await.status(),
+            401
+        );
+        assert_eq!(app.get("/v1/portal/dashboard", &other).await.status(), 200);
+    }
+}
+
+crate::on_both_backends!(
+    a_cached_view_follows_new_events_and_the_turning_day,
+    a_session_checked_before_ends_at_logout_and_only_that_one,
+);
