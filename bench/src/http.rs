@@ -23,6 +23,37 @@ impl Load {
     pub fn rate(&self) -> f64 {
         self.requests as f64 / self.secs.max(1e-9)
     }
+
+    fn add(&mut self, other: Load) {
+        self.requests += other.requests;
+        self.secs += other.secs;
+        self.latency.extend(other.latency);
+    }
+}
+
+/// The static baseline and Portico, `rounds` times each in turn for `duration / rounds`:
+/// this machine's speed drifts by more than the difference between runs of the same
+/// code (a lone static run measured anywhere from 54,000 to 98,000 req/s within minutes),
+/// so both sides are measured in the same stretches of time.
+pub async fn alternating(
+    baseline_url: &str,
+    url: &str,
+    bearer: &str,
+    duration: Duration,
+    rounds: u32,
+) -> anyhow::Result<(Load, Load)> {
+    let slice = duration / rounds.max(1);
+    let empty = || Load {
+        requests: 0,
+        secs: 0.0,
+        latency: Samples::default(),
+    };
+    let (mut base, mut real) = (empty(), empty());
+    for _ in 0..rounds.max(1) {
+        base.add(load(baseline_url, None, 64, slice).await?);
+        real.add(load(url, Some(bearer), 64, slice).await?);
+    }
+    Ok((base, real))
 }
 
 /// `connections` tasks each send requests one after another for `duration`.

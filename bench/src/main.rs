@@ -287,17 +287,28 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
                 let size = body.len();
                 let baseline_url = http::static_server(body).await?;
                 let duration = Duration::from_secs(sizes.http_secs);
-                let base = http::load(&baseline_url, None, 64, duration).await?;
-                let real = http::load(&url, Some(&portal.session), 64, duration).await?;
+                let (base, real) =
+                    http::alternating(&baseline_url, &url, &portal.session, duration, 4).await?;
                 let name = format!("http{endpoint} ({size} B)");
                 rows.push(row(
                     &name,
-                    "static handler, 64 connections (req/s)",
+                    "static handler, 64 connections, alternating (req/s)",
                     base.rate(),
                     None,
                     "",
                     None,
                 ));
+                // The latencies of a handler that does nothing, for the p99 target.
+                for (q, label) in [(0.5, "p50"), (0.99, "p99")] {
+                    rows.push(row(
+                        &name,
+                        &format!("static handler {label} (ms)"),
+                        base.latency.ms(q),
+                        None,
+                        "",
+                        None,
+                    ));
+                }
                 rows.push(row(
                     &name,
                     "Portico, 64 connections (req/s)",
