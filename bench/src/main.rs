@@ -211,10 +211,6 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
     }
 
     if wanted(cli, "rebuild") {
-        eprintln!(
-            "rebuild: generating {} events through the domain ...",
-            sizes.rebuild_events
-        );
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("rebuild.db");
         match &cli.rebuild_log {

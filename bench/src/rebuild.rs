@@ -26,6 +26,15 @@ pub async fn generate(path: &std::path::Path, events: i64) -> anyhow::Result<i64
     // A kept log that is short is extended by a simulation of its own (seeded by where the
     // log stands), so its firms and ids never collide with the ones already there.
     let head = store.head().await?;
+    if head < events {
+        eprintln!(
+            "rebuild: generating {} events through the domain into {} ...",
+            events - head,
+            path.display()
+        );
+    } else {
+        eprintln!("rebuild: reusing the {head} events in {}", path.display());
+    }
     let mut sim = Simulation::new(20_261_203_u64.wrapping_add(head.unsigned_abs()));
     while store.head().await? < events {
         sim.run(store.as_ref(), 2000).await?;
