@@ -139,6 +139,17 @@ impl TestApp {
             .await
     }
 
+    /// `POST /v1/portal/sessions`: a login.
+    pub async fn login(&self, firm_id: &str, email: &str, password: &str) -> Response {
+        self.request(
+            Method::POST,
+            "/v1/portal/sessions",
+            None,
+            Some(serde_json::json!({ "firm_id": firm_id, "email": email, "password": password })),
+        )
+        .await
+    }
+
     pub async fn new_firm(&self, name: &str) -> FirmKey {
         self.new_firm_with(name, "https://cdn.example.com/logo.png", "en-US")
             .await

@@ -137,23 +137,13 @@ async fn weak_or_mismatched_passwords_are_refused_and_the_link_still_works(app: 
     json_ok(accept(&app, &token).await, 201).await;
 }
 
-async fn login(app: &TestApp, firm_id: &str, email: &str, password: &str) -> reqwest::Response {
-    app.request(
-        Method::POST,
-        "/v1/portal/sessions",
-        None,
-        Some(json!({ "firm_id": firm_id, "email": email, "password": password })),
-    )
-    .await
-}
-
 async fn repeated_wrong_passwords_back_off_with_one_generic_message(app: TestApp) {
     let w = world(&app, "Acme", "ann@client.example").await;
     let s = app.activate(&w.email).await;
     let mut details = Vec::new();
     for _ in 0..5 {
         let body = assert_problem(
-            login(&app, &s.firm_id, &w.email, "wrong password!!").await,
+            app.login(&s.firm_id, &w.email, "wrong password!!").await,
             401,
             "login-failed",
         )
@@ -162,32 +152,27 @@ async fn repeated_wrong_passwords_back_off_with_one_generic_message(app: TestApp
     }
     // An unknown email gets the very same answer.
     let unknown = assert_problem(
-        login(
-            &app,
-            &s.firm_id,
-            "nobody@client.example",
-            "wrong password!!",
-        )
-        .await,
+        app.login(&s.firm_id, "nobody@client.example", "wrong password!!")
+            .await,
         401,
         "login-failed",
     )
     .await;
     assert_eq!(unknown["detail"], details[0]);
     // Now even the right password waits.
-    let r = login(&app, &s.firm_id, &w.email, PASSWORD).await;
+    let r = app.login(&s.firm_id, &w.email, PASSWORD).await;
     assert!(r.headers().get("retry-after").is_some());
     assert_problem(r, 429, "login-backoff").await;
     // After the lock, the right password works and clears the count.
     app.clock.advance(Duration::seconds(2));
-    let ok = json_ok(login(&app, &s.firm_id, &w.email, PASSWORD).await, 201).await;
+    let ok = json_ok(app.login(&s.firm_id, &w.email, PASSWORD).await, 201).await;
     assert_ne!(
         ok["session"]["token"],
         Value::from(s.token.clone()),
         "login mints a new session token"
     );
     assert_problem(
-        login(&app, &s.firm_id, &w.email, "wrong password!!").await,
+        app.login(&s.firm_id, &w.email, "wrong password!!").await,
         401,
         "login-failed",
     )
@@ -333,7 +318,7 @@ async fn a_token_planted_before_login_is_useless_after_it(app: TestApp) {
 async fn changing_the_password_ends_every_other_session(app: TestApp) {
     let w = world(&app, "Acme", "ann@client.example").await;
     let s = app.activate(&w.email).await;
-    let second = json_ok(login(&app, &s.firm_id, &w.email, PASSWORD).await, 201).await;
+    let second = json_ok(app.login(&s.firm_id, &w.email, PASSWORD).await, 201).await;
     let second = second["session"]["token"].as_str().unwrap().to_owned();
     let changed = json_ok(
         app.post(
@@ -356,13 +341,14 @@ async fn changing_the_password_ends_every_other_session(app: TestApp) {
         200
     );
     assert_problem(
-        login(&app, &s.firm_id, &w.email, PASSWORD).await,
+        app.login(&s.firm_id, &w.email, PASSWORD).await,
         401,
         "login-failed",
     )
     .await;
     json_ok(
-        login(&app, &s.firm_id, &w.email, "an even longer pass phrase").await,
+        app.login(&s.firm_id, &w.email, "an even longer pass phrase")
+            .await,
         201,
     )
     .await;
@@ -400,7 +386,7 @@ async fn a_deactivated_contact_is_logged_out_and_cannot_log_in(app: TestApp) {
     )
     .await;
     assert_problem(
-        login(&app, &s.firm_id, &w.email, PASSWORD).await,
+        app.login(&s.firm_id, &w.email, PASSWORD).await,
         401,
         "login-failed",
     )

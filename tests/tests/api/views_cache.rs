@@ -63,17 +63,7 @@ async fn a_cached_view_follows_new_events_and_the_turning_day(app: TestApp) {
     assert_eq!(status_of(&page, "INV-1"), "open");
     app.clock.advance(Duration::days(21));
     // (Three weeks on, the session has expired: log in again.)
-    let login = json_ok(
-        app.request(
-            reqwest::Method::POST,
-            "/v1/portal/sessions",
-            None,
-            Some(json!({ "firm_id": s.firm_id, "email": w.email, "password": PASSWORD })),
-        )
-        .await,
-        201,
-    )
-    .await;
+    let login = json_ok(app.login(&s.firm_id, &w.email, PASSWORD).await, 201).await;
     let token = login["session"]["token"].as_str().unwrap();
     let page = json_ok(app.get("/v1/portal/invoices", token).await, 200).await;
     assert_eq!(status_of(&page, "INV-1"), "past_due");
@@ -84,17 +74,7 @@ async fn a_cached_view_follows_new_events_and_the_turning_day(app: TestApp) {
 async fn a_session_checked_before_ends_at_logout_and_only_that_one(app: TestApp) {
     let w = world(&app, "Acme", "ann@client.example").await;
     let s = app.activate(&w.email).await;
-    let other = json_ok(
-        app.request(
-            reqwest::Method::POST,
-            "/v1/portal/sessions",
-            None,
-            Some(json!({ "firm_id": s.firm_id, "email": w.email, "password": PASSWORD })),
-        )
-        .await,
-        201,
-    )
-    .await;
+    let other = json_ok(app.login(&s.firm_id, &w.email, PASSWORD).await, 201).await;
     let other = other["session"]["token"].as_str().unwrap().to_owned();
     for token in [&s.token, &other, &s.token, &other] {
         assert_eq!(app.get("/v1/portal/dashboard", token).await.status(), 200);
