@@ -40,7 +40,8 @@ use crate::projector::{plan, Fold, Projector, TableSet};
 use crate::runner::{now_text, Decoded, ProjectionError, ProjectionResult};
 
 /// Rows per transaction when copying a table from the scratch into the file: each holds
-/// the file's write lock while it runs (about 0.1 s for this many rows here).
+/// the file's write lock while it runs (0.14 to 0.19 s for this many rows with 1M events,
+/// timed while profiling).
 const COPY_CHUNK: usize = 20_000;
 
 /// A statement rendered for its tables, and its arguments.
