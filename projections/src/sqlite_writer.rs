@@ -27,7 +27,6 @@
 //! Each page also moves the projector's `#rebuild` row in the file, so `portico-replay
 //! status` shows how far a rebuild is.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -47,13 +46,13 @@ const COPY_CHUNK: usize = 20_000;
 /// A statement rendered for its tables, and its arguments.
 type Rendered = (Arc<str>, Vec<Arg>);
 
-/// One projector's share of a page: its statements, event by event, and the checkpoint
-/// row they advance.
+/// One projector's share of a page: its statements in log order, and the checkpoint row
+/// they advance.
 #[derive(Debug)]
 pub struct Planned {
     row: String,
     last: i64,
-    events: Vec<(i64, Vec<Rendered>)>,
+    stmts: Vec<Rendered>,
 }
 
 impl Planned {
@@ -72,18 +71,13 @@ impl Planned {
             Fold::Rebuild,
         )
         .into_iter()
-        .map(|(position, stmts)| {
-            let rendered = stmts
-                .into_iter()
-                .map(|s| (tables.render(s.sql), s.args))
-                .collect();
-            (position, rendered)
-        })
+        .flat_map(|(_, stmts)| stmts)
+        .map(|s| (tables.render(s.sql), s.args))
         .collect();
         Some(Self {
             row: row.to_owned(),
             last,
-            events: planned,
+            stmts: planned,
         })
     }
 }
@@ -188,11 +182,7 @@ impl SqliteWriter {
         std::thread::Builder::new()
             .name("portico-sqlite-writer".to_owned())
             .spawn(move || {
-                let mut writer = Thread {
-                    conn,
-                    generations,
-                    applied: HashMap::new(),
-                };
+                let mut writer = Thread { conn, generations };
                 for (job, reply) in queue {
                     let (result, last) = match job {
                         Job::Page(page) => (writer.page(page), false),
@@ -321,39 +311,32 @@ fn connect(
 struct Thread {
     conn: Connection,
     generations: Vec<Generation>,
-    /// The last position folded into the scratch, per `#rebuild` row.
-    applied: HashMap<String, i64>,
 }
 
 impl Thread {
-    /// Folds a page into the scratch, each event once, then records the progress in the
-    /// file.
+    /// Folds a page into the scratch, then records the progress in the file (one
+    /// transaction for every projector's `#rebuild` row).
+    ///
+    /// No event is skipped or folded twice because the caller reads the log forward and
+    /// hands each page over once (`rebuild::rebuild_many`); a scratch never outlives its
+    /// rebuild, so nothing in it comes from an earlier attempt.
     fn page(&mut self, page: Vec<Planned>) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
-        for planned in &page {
-            let current = self.applied.get(&planned.row).copied().unwrap_or(0);
-            for (position, stmts) in &planned.events {
-                if *position <= current {
-                    continue;
-                }
-                for (sql, args) in stmts {
-                    let mut stmt = tx.prepare_cached(sql)?;
-                    bind(&mut stmt, args)?;
-                    stmt.raw_execute()?;
-                }
-            }
+        for (sql, args) in page.iter().flat_map(|p| &p.stmts) {
+            let mut stmt = tx.prepare_cached(sql)?;
+            bind(&mut stmt, args)?;
+            stmt.raw_execute()?;
         }
         tx.commit()?;
         let now = now_text();
-        for planned in page {
-            self.conn.execute(
+        let tx = self.conn.transaction()?;
+        for planned in &page {
+            tx.execute(
                 "UPDATE live.projections SET position = $2, updated_at = $3 WHERE name = $1",
                 rusqlite::params![planned.row, planned.last, now],
             )?;
-            let applied = self.applied.entry(planned.row).or_insert(0);
-            *applied = (*applied).max(planned.last);
         }
-        Ok(())
+        tx.commit()
     }
 
     /// Runs the recomputations in the scratch and copies every table into the file.

@@ -253,7 +253,7 @@ async fn session_row(state: &AppState, token_hash: &str) -> ApiResult<Option<Ses
             return Ok(Some(row));
         }
     }
-    let stamp = state.sessions.stamp();
+    let stamp = cacheable.then(|| state.sessions.stamp());
     let stored: Option<StoredSession> = state
         .db
         .fetch_optional(
@@ -267,7 +267,7 @@ async fn session_row(state: &AppState, token_hash: &str) -> ApiResult<Option<Ses
     let Some(row) = stored.map(StoredSession::checked).transpose()?.flatten() else {
         return Ok(None);
     };
-    if cacheable {
+    if let Some(stamp) = stamp {
         state.sessions.put(token_hash, stamp, progress, row.clone());
     }
     Ok(Some(row))
