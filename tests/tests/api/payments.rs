@@ -6,12 +6,14 @@ use serde_json::{json, Value};
 use crate::helpers::{assert_problem, json_ok, Session, TestApp};
 use crate::world::world;
 
-async fn checkout(app: &TestApp, s: &Session, ids: &[&String]) -> String {
+/// Opens a checkout once the read models hold `position` (the world's last write), so a
+/// projector that lags behind the login cannot turn an issued invoice into a 404.
+async fn checkout(app: &TestApp, s: &Session, position: i64, ids: &[&String]) -> String {
     let c = json_ok(
         app.post(
             "/v1/portal/checkouts",
             &s.token,
-            json!({ "invoice_ids": ids }),
+            json!({ "invoice_ids": ids, "min_position": position }),
         )
         .await,
         201,
@@ -85,7 +87,7 @@ async fn a_checkout_lists_each_invoice_at_its_balance_and_totals_them(app: TestA
 async fn the_same_key_and_body_replay_the_response_and_another_body_is_refused(app: TestApp) {
     let w = world(&app, "Acme", "ann@client.example").await;
     let s = app.activate(&w.email).await;
-    let c = checkout(&app, &s, &[&w.invoices["INV-1"]]).await;
+    let c = checkout(&app, &s, w.position, &[&w.invoices["INV-1"]]).await;
     let key = uuid::Uuid::now_v7().to_string();
     let first = submit(&app, &s, &c, &key, "tok_settle_later").await;
     assert_eq!(first.status(), StatusCode::CREATED);
@@ -136,8 +138,8 @@ async fn two_concurrent_submissions_sharing_an_invoice_exactly_one_wins(app: Tes
         &w.invoices["INV-2"],
         &w.invoices["INV-3"],
     );
-    let first = checkout(&app, &s, &[a, shared]).await;
-    let second = checkout(&app, &s, &[shared, b]).await;
+    let first = checkout(&app, &s, w.position, &[a, shared]).await;
+    let second = checkout(&app, &s, w.position, &[shared, b]).await;
     let (r1, r2) = tokio::join!(
         submit(&app, &s, &first, "k1", "tok_settle_later"),
         submit(&app, &s, &second, "k2", "tok_settle_later")
@@ -184,7 +186,13 @@ async fn two_concurrent_submissions_sharing_an_invoice_exactly_one_wins(app: Tes
 async fn a_declined_card_is_reported_per_invoice_and_the_invoice_stays_unpaid(app: TestApp) {
     let w = world(&app, "Acme", "ann@client.example").await;
     let s = app.activate(&w.email).await;
-    let c = checkout(&app, &s, &[&w.invoices["INV-3"], &w.invoices["INV-5"]]).await;
+    let c = checkout(
+        &app,
+        &s,
+        w.position,
+        &[&w.invoices["INV-3"], &w.invoices["INV-5"]],
+    )
+    .await;
     let sub = json_ok(submit(&app, &s, &c, "k", "tok_decline").await, 201).await;
     let done = app
         .settled_submission(&s, sub["submission_id"].as_str().unwrap())
@@ -207,7 +215,7 @@ async fn a_declined_card_is_reported_per_invoice_and_the_invoice_stays_unpaid(ap
         .collect();
     assert!(open.contains(&"INV-3") && open.contains(&"INV-5"));
     // An unknown test token is refused before anything is recorded.
-    let c2 = checkout(&app, &s, &[&w.invoices["INV-3"]]).await;
+    let c2 = checkout(&app, &s, w.position, &[&w.invoices["INV-3"]]).await;
     assert_problem(
         submit(&app, &s, &c2, "k2", "tok_nope").await,
         422,
@@ -219,7 +227,7 @@ async fn a_declined_card_is_reported_per_invoice_and_the_invoice_stays_unpaid(ap
 async fn a_pending_payment_shows_beside_the_status_and_blocks_a_second_checkout(app: TestApp) {
     let w = world(&app, "Acme", "ann@client.example").await;
     let s = app.activate(&w.email).await;
-    let c = checkout(&app, &s, &[&w.invoices["INV-2"]]).await;
+    let c = checkout(&app, &s, w.position, &[&w.invoices["INV-2"]]).await;
     let sub = json_ok(submit(&app, &s, &c, "k", "tok_settle_later").await, 201).await;
     let dash = json_ok(
         app.get(
@@ -276,7 +284,7 @@ async fn a_payment_stranded_before_its_charge_is_failed_by_the_reconciler(app: T
     let s = app.activate(&w.email).await;
 
     // INV-3 is charged normally (tok_settle_later: pending for an hour in tests).
-    let charged = checkout(&app, &s, &[&w.invoices["INV-3"]]).await;
+    let charged = checkout(&app, &s, w.position, &[&w.invoices["INV-3"]]).await;
     let charged = json_ok(
         submit(&app, &s, &charged, "charged", "tok_settle_later").await,
         201,
@@ -363,7 +371,7 @@ async fn a_payment_stranded_before_its_charge_is_failed_by_the_reconciler(app: T
     .await;
     assert_eq!(still["payments"][0]["status"], "submitted");
     // INV-1 can be paid again.
-    checkout(&app, &s, &[&w.invoices["INV-1"]]).await;
+    checkout(&app, &s, w.position, &[&w.invoices["INV-1"]]).await;
     // A late charge of the abandoned payment is refused by the gateway.
     let late = app
         .state
