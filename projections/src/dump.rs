@@ -54,10 +54,10 @@ pub async fn fresh_replay_upto<S: portico_store::EventStore + ?Sized>(
     let mut tables = TableSet::live(projector);
     let mut after = 0;
     loop {
-        let mut page = crate::runner::decode_page(store.read_all(after, 2000).await?)?;
-        page.retain(|e| e.recorded.global_position <= upto);
+        let mut page = crate::runner::decode_payloads(store.read_all_payloads(after, 2000).await?)?;
+        page.retain(|e| e.position <= upto);
         let Some(last) = page.last() else { break };
-        after = last.recorded.global_position;
+        after = last.position;
         crate::runner::apply_batch(scratch, projector, projector.name(), &mut tables, &page)
             .await?;
     }

@@ -8,12 +8,15 @@
 //!   catch-up/live runner, and waiting for a position so a client reads its own write.
 //! - [`rebuild`]: blue/green rebuild beside the live tables, swapped in one transaction.
 //! - [`queries`]: tenant-scoped reads, with status derived from an injected "today".
-//! - [`sqlite_writer`]: a page of statements applied to a SQLite file in one hand-off.
+//! - [`memory`]: projectors' folds kept in memory, which a rebuild on SQLite uses.
+//! - [`sqlite_writer`]: a SQLite rebuild read, folded in memory and written on threads of
+//!   its own.
 //! - [`db`]: one SQL text for SQLite and PostgreSQL.
 //! - [`simulate`]: histories generated through the domain, for tests and benchmarks.
 
 pub mod db;
 pub mod dump;
+pub mod memory;
 pub mod projector;
 pub mod projectors;
 pub mod queries;

@@ -10,6 +10,7 @@ use portico_domain::Event;
 use portico_store::Metadata;
 
 use crate::db::Arg;
+use crate::memory::MemoryFold;
 
 /// A table a projector owns. In SQL templates, `{name}` stands for the table's physical
 /// name, which differs while a blue/green rebuild builds a new generation beside it.
@@ -112,6 +113,11 @@ pub trait Projector: Send + Sync + std::fmt::Debug {
     /// per-event recomputations and runs these once, after the last event.
     fn recompute_all(&self) -> &'static [&'static str] {
         &[]
+    }
+    /// A fresh fold of the projector's tables in memory, which a rebuild on SQLite uses
+    /// in place of the statements (see [`crate::memory`]); `None` folds with statements.
+    fn memory(&self) -> Option<Box<dyn MemoryFold>> {
+        None
     }
 }
 

@@ -12,8 +12,8 @@ use portico_store::EventStore;
 
 use crate::db::Db;
 use crate::projector::{Fold, Projector, TableSet};
-use crate::runner::{checkpoint, decode_page, fold_batch, lock, now_text, ProjectionResult};
-use crate::sqlite_writer::{Generation, Pending, Planned, SqliteWriter};
+use crate::runner::{checkpoint, decode_payloads, fold_batch, lock, now_text, ProjectionResult};
+use crate::sqlite_writer::{Generation, Pending, SqliteReader, SqliteWriter};
 
 /// Where a rebuild is.
 #[derive(Debug, Clone, Copy)]
@@ -30,12 +30,12 @@ pub struct RebuildReport {
     pub events: u64,
 }
 
-/// Events per page, and so per transaction of the new generation. Small transactions on
-/// tables keyed by random ids rewrite the same B-tree pages commit after commit: at 1M
-/// events a SQLite rebuild took (one run each, with a temporary knob) 62 s with pages of
-/// 2,000, 54 s with 5,000 and 44 s with 10,000. Each page's transaction holds SQLite's
-/// write lock (about 0.4 s at that size), so appends made during a rebuild wait up to that
-/// long.
+/// Events per page. Where a page is folded with statements (PostgreSQL), it is one
+/// transaction of the new generation, and small transactions on tables keyed by random ids
+/// rewrite the same B-tree pages commit after commit: at 1M events a SQLite rebuild that
+/// folded this way took (one run each, with a temporary knob) 62 s with pages of 2,000,
+/// 54 s with 5,000 and 44 s with 10,000. A fold in memory only needs a page big enough
+/// that handing it to the writer thread costs nothing next to folding it.
 const PAGE: u32 = 10_000;
 
 fn rebuild_row(projector: &dyn Projector) -> String {
@@ -57,8 +57,14 @@ async fn drop_generation(
     Ok(())
 }
 
-/// Creates the next generation's empty tables and its checkpoint row.
-async fn start(db: &Db, projector: &dyn Projector) -> ProjectionResult<(i64, TableSet)> {
+/// Creates the next generation's empty tables and its checkpoint row. With `defer_indexes`,
+/// the secondary indexes are left out and returned, rendered, for the caller to create
+/// once the tables are filled.
+async fn start(
+    db: &Db,
+    projector: &dyn Projector,
+    defer_indexes: bool,
+) -> ProjectionResult<(i64, TableSet, Vec<String>)> {
     let live = crate::runner::ensure_live(db, projector).await?;
     let row = rebuild_row(projector);
     // A rebuild that died half-way leaves its tables behind: clear them first.
@@ -75,8 +81,14 @@ async fn start(db: &Db, projector: &dyn Projector) -> ProjectionResult<(i64, Tab
     let mut tables = TableSet::generation(projector, generation);
     let mut tx = db.begin().await?;
     lock(&mut tx, &row).await?;
+    let mut deferred = Vec::new();
     for ddl in projector.ddl() {
-        tx.execute(&tables.render(ddl), &[]).await?;
+        let sql = tables.render(ddl);
+        if defer_indexes && !ddl.trim_start().starts_with("CREATE TABLE") {
+            deferred.push(sql.to_string());
+        } else {
+            tx.execute(&sql, &[]).await?;
+        }
     }
     tx.execute(
         "INSERT INTO projections (name, position, version, generation, updated_at) VALUES ($1, 0, $2, $3, $4)",
@@ -89,7 +101,7 @@ async fn start(db: &Db, projector: &dyn Projector) -> ProjectionResult<(i64, Tab
     )
     .await?;
     tx.commit().await?;
-    Ok((generation, tables))
+    Ok((generation, tables, deferred))
 }
 
 /// Rebuilds one projector.
@@ -133,52 +145,63 @@ pub async fn rebuild_many<S: EventStore + ?Sized, P: AsProjector>(
     projectors: &[P],
     mut on_progress: impl FnMut(RebuildProgress),
 ) -> ProjectionResult<Vec<RebuildReport>> {
-    let mut builds = Vec::with_capacity(projectors.len());
-    for p in projectors {
-        let p = p.projector();
-        let (generation, tables) = start(db, p).await?;
-        builds.push((p, rebuild_row(p), generation, tables));
-    }
-
-    // On a SQLite file, pages go to a writer thread that folds them into a scratch
-    // database and copies the tables into the file at the end (see `sqlite_writer`);
-    // while it folds one page, the next is read and decoded here.
-    let writer = match db {
+    // On a SQLite file, projectors that fold in memory are rebuilt on a writer thread
+    // (see `sqlite_writer`), which fills their tables and then creates their indexes:
+    // while it folds one page, the next is read and decoded here. The others fold each
+    // page with their statements.
+    let file = match db {
         Db::Sqlite(pool) => {
-            let generations = builds
-                .iter_mut()
-                .map(|(p, _, _, tables)| Generation::new(*p, tables))
-                .collect();
-            SqliteWriter::open(pool.connect_options().get_filename(), generations)?
+            Some(pool.connect_options().get_filename().to_owned()).filter(|f| f.is_file())
         }
         Db::Postgres(_) => None,
+    };
+    let mut builds = Vec::with_capacity(projectors.len());
+    // Which of `builds` the writer folds.
+    let mut in_memory = Vec::with_capacity(projectors.len());
+    let mut generations = Vec::new();
+    for p in projectors {
+        let p = p.projector();
+        let memory = file.is_some() && p.memory().is_some();
+        let (generation, tables, indexes) = start(db, p, memory).await?;
+        let row = rebuild_row(p);
+        if memory {
+            generations.extend(Generation::new(p, &row, &tables, indexes));
+        }
+        builds.push((p, row, generation, tables));
+        in_memory.push(memory);
+    }
+    let writer = match &file {
+        Some(file) => SqliteWriter::open(file, generations)?,
+        None => None,
+    };
+    // A log in a SQLite file is read with a connection of the rebuild's own.
+    let mut reader = match store.sqlite_file() {
+        Some(log) if writer.is_some() => Some(SqliteReader::open(log)?),
+        _ => None,
     };
     let mut in_flight: Option<Pending> = None;
     let mut position = 0;
     let mut events = 0u64;
     loop {
-        let page = store.read_all(position, PAGE).await?;
-        let Some(last) = page.last().map(|e| e.global_position) else {
+        let page = match &mut reader {
+            Some(reader) => reader.page(position, PAGE).await?,
+            None => decode_payloads(store.read_all_payloads(position, PAGE).await?)?,
+        };
+        let Some(last) = page.last().map(|e| e.position) else {
             break;
         };
-        let decoded = decode_page(page)?;
+        let decoded = Arc::new(page);
         events += decoded.len() as u64;
-        match &writer {
-            Some(writer) => {
-                let job = builds
-                    .iter_mut()
-                    .filter_map(|(p, row, _, tables)| Planned::new(*p, row, tables, &decoded))
-                    .collect();
-                if let Some(pending) = in_flight.take() {
-                    pending.wait().await?;
-                }
-                in_flight = Some(writer.submit(job));
+        for ((p, row, _, tables), memory) in builds.iter_mut().zip(&in_memory) {
+            if !memory {
+                fold_batch(db, *p, row, tables, &decoded, Fold::Rebuild).await?;
             }
-            None => {
-                for (p, row, _, tables) in &mut builds {
-                    fold_batch(db, *p, row, tables, &decoded, Fold::Rebuild).await?;
-                }
+        }
+        if let Some(writer) = &writer {
+            if let Some(pending) = in_flight.take() {
+                pending.wait().await?;
             }
+            in_flight = Some(writer.submit(decoded));
         }
         position = last;
         let head = store.head().await?;
@@ -192,16 +215,17 @@ pub async fn rebuild_many<S: EventStore + ?Sized, P: AsProjector>(
     if let Some(pending) = in_flight.take() {
         pending.wait().await?;
     }
-    match writer {
-        Some(writer) => writer.finish().wait().await?,
-        None => {
-            for (p, _, _, tables) in &mut builds {
-                for sql in p.recompute_all() {
-                    db.execute(&tables.render(sql), &[]).await?;
-                }
+    if let Some(writer) = &writer {
+        writer.finish().wait().await?;
+    }
+    for ((p, _, _, tables), memory) in builds.iter_mut().zip(&in_memory) {
+        if !memory {
+            for sql in p.recompute_all() {
+                db.execute(&tables.render(sql), &[]).await?;
             }
         }
     }
+    drop(writer);
 
     // The swap: one transaction, holding each live projection's lock so no live batch is
     // half-applied across it.

@@ -1,136 +1,110 @@
-//! A SQLite rebuild folded in a private scratch database, then copied into the read-model
-//! file in key order.
+//! A SQLite rebuild folded in memory on a thread of its own, then written into the
+//! read-model file in primary-key order, indexes last.
 //!
-//! sqlx runs every SQLite statement on the connection's own thread and wakes the caller
-//! with its result: a pair of thread switches per statement, which on this 2-core machine
-//! cost more than SQLite's work (perf on a rebuild: about 45% of the time in
-//! `try_to_wake_up`/`futex_wait`, `sqlite3VdbeExec` under 4%). This writer owns a
-//! connection of its own, on a thread of its own, and applies a whole page for every
-//! projector in one hand-off.
+//! Folding each event with its statements, as the live runner does, cost a 1M-event
+//! rebuild most of its time: one to three statements per event and projector, each
+//! through sqlx's connection thread (a pair of thread switches per statement; perf showed
+//! about 45% of the time in `try_to_wake_up`/`futex_wait`), and then, folded in a scratch
+//! file of its own, still 9.8 s of SQLite's B-tree work plus 4.2 s to copy the tables into
+//! the file. Projectors that have a [`MemoryFold`] are rebuilt here instead:
 //!
-//! It applies them to a scratch database, not to the read-model file: a temporary file
-//! beside it with no journal and no syncs, holding the new generation's tables without
-//! their secondary indexes. Folding into the file itself wrote every touched B-tree page
-//! to the WAL again at each page's commit, and checkpointed it, while holding the file's
-//! write lock (so appends waited); perf on the old writer showed it waiting on the disk
-//! for a third of the rebuild. The scratch is private, so none of that is needed: a page
-//! lost with the process takes the whole rebuild with it, and the next one starts again
-//! from nothing (see `rebuild::start`).
+//! - [`SqliteReader`] reads the log's pages with a connection of its own and decodes them
+//!   (sqlx's per-row hand-off between threads was most of the reading time);
+//! - each page is handed to the writer thread once and folded into maps while the next
+//!   page is read and decoded;
+//! - when the log is read to its end, [`SqliteWriter::finish`] inserts every table's rows
+//!   into the file's new generation in key order, in transactions of [`INSERT_CHUNK`]
+//!   rows, and then creates the generation's secondary indexes, one transaction each.
+//!   Filling a table through its indexes inserted each row into every index at a random
+//!   place (the invoices by client: 3 s of the 6 s the inserts took), where
+//!   `CREATE INDEX` sorts once.
 //!
-//! When the log is read to its end, [`SqliteWriter::finish`] runs the projectors'
-//! `recompute_all` statements in the scratch and copies each table into the file's new
-//! generation in primary-key order, in transactions of [`COPY_CHUNK`] rows so that appends
-//! wait at most one chunk for the write lock. The scratch file is deleted when the writer
-//! ends, whatever way it ends; one left by a killed process is deleted by the next
-//! rebuild of the same database.
-//!
-//! Each page also moves the projector's `#rebuild` row in the file, so `portico-replay
-//! status` shows how far a rebuild is.
+//! Appends wait for the file's write lock at most one chunk or one index build: at 1M
+//! events, 0.1 to 0.3 s for a chunk and 0.7 s for the biggest index (invoices by client),
+//! timed while measuring. Each page also moves the projector's `#rebuild` row in the file,
+//! so `portico-replay status` shows how far a rebuild is. A rebuild lost with the process
+//! leaves only an unfinished generation, which the next rebuild drops
+//! (`rebuild::start`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use crate::db::Arg;
-use crate::projector::{plan, Fold, Projector, TableSet};
-use crate::runner::{now_text, Decoded, ProjectionError, ProjectionResult};
+use crate::memory::{Cell, MemoryFold};
+use crate::projector::{Projector, TableSet};
+use crate::runner::{decode_payloads, now_text, Decoded, ProjectionError, ProjectionResult};
 
-/// Rows per transaction when copying a table from the scratch into the file: each holds
-/// the file's write lock while it runs (0.14 to 0.19 s for this many rows with 1M events,
-/// timed while profiling).
-const COPY_CHUNK: usize = 20_000;
+/// Rows per transaction when inserting the folded tables into the file: each holds the
+/// file's write lock while it runs.
+pub const INSERT_CHUNK: usize = 20_000;
 
-/// A statement rendered for its tables, and its arguments.
-type Rendered = (Arc<str>, Vec<Arg>);
-
-/// One projector's share of a page: its statements in log order, and the checkpoint row
-/// they advance.
-#[derive(Debug)]
-pub struct Planned {
+/// One projector's rebuild in memory: its fold, its `#rebuild` checkpoint row, and the
+/// tables to insert into (logical name, `INSERT` for the new generation).
+pub struct Generation {
+    /// Freed once its rows are in the file.
+    fold: Option<Box<dyn MemoryFold>>,
     row: String,
-    last: i64,
-    stmts: Vec<Rendered>,
+    tables: Vec<(&'static str, String)>,
+    /// `CREATE INDEX` statements, run once the tables are filled.
+    indexes: Vec<String>,
 }
 
-impl Planned {
-    /// The statements a rebuild folds `events` with (see [`Fold::Rebuild`]), rendered for
-    /// `tables`.
-    pub fn new(
-        projector: &dyn Projector,
-        row: &str,
-        tables: &mut TableSet,
-        events: &[Decoded],
-    ) -> Option<Self> {
-        let last = events.last()?.recorded.global_position;
-        let planned = plan(
-            projector,
-            events.iter().map(Decoded::envelope),
-            Fold::Rebuild,
-        )
-        .into_iter()
-        .flat_map(|(_, stmts)| stmts)
-        .map(|s| (tables.render(s.sql), s.args))
-        .collect();
-        Some(Self {
-            row: row.to_owned(),
-            last,
-            stmts: planned,
-        })
+impl std::fmt::Debug for Generation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Generation")
+            .field("row", &self.row)
+            .field("tables", &self.tables)
+            .finish_non_exhaustive()
     }
 }
 
-/// What the scratch holds for one projector, and how to finish it: the tables it gets
-/// (rendered for the new generation) and the statements that end its rebuild.
-#[derive(Debug, Clone)]
-pub struct Generation {
-    /// `CREATE TABLE` statements of the generation. Secondary indexes are left out of the
-    /// scratch: folding reaches rows by primary key only, and the file's tables have them.
-    create: Vec<Arc<str>>,
-    /// Physical table names with their primary-key columns, in the order to copy them.
-    tables: Vec<(String, &'static [&'static str])>,
-    /// The projector's `recompute_all`, rendered.
-    recompute: Vec<Arc<str>>,
-}
-
 impl Generation {
-    pub fn new(projector: &dyn Projector, tables: &mut TableSet) -> Self {
-        let create = projector
-            .ddl()
-            .iter()
-            .filter(|ddl| ddl.trim_start().starts_with("CREATE TABLE"))
-            .map(|ddl| tables.render(ddl))
-            .collect();
-        let recompute = projector
-            .recompute_all()
-            .iter()
-            .map(|sql| tables.render(sql))
-            .collect();
+    /// The in-memory rebuild of `projector` into `tables`, or `None` when the projector
+    /// folds with statements only.
+    pub fn new(
+        projector: &dyn Projector,
+        row: &str,
+        tables: &TableSet,
+        indexes: Vec<String>,
+    ) -> Option<Self> {
+        let fold = projector.memory()?;
         let tables = projector
             .tables()
             .iter()
-            .filter_map(|t| Some((tables.physical(t.name)?.to_owned(), t.key)))
+            .filter_map(|t| {
+                let physical = tables.physical(t.name)?;
+                let marks = (1..=t.columns.len())
+                    .map(|i| format!("?{i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let insert = format!(
+                    "INSERT INTO {physical} ({}) VALUES ({marks})",
+                    t.columns.join(", ")
+                );
+                Some((t.name, insert))
+            })
             .collect();
-        Self {
-            create,
+        Some(Self {
+            fold: Some(fold),
+            row: row.to_owned(),
             tables,
-            recompute,
-        }
+            indexes,
+        })
     }
 }
 
 type Reply = oneshot::Sender<Result<(), String>>;
 
-#[derive(Debug)]
 enum Job {
-    Page(Vec<Planned>),
+    Page(Arc<Vec<Decoded>>),
     Finish,
 }
 
-/// The writer thread's handle. Dropping it ends the thread once its queue is empty, and
-/// the thread deletes the scratch.
+/// The writer thread's handle. Dropping it ends the thread once its queue is empty.
 #[derive(Debug)]
 pub struct SqliteWriter {
     jobs: mpsc::Sender<(Job, Reply)>,
@@ -153,31 +127,15 @@ impl Pending {
 }
 
 impl SqliteWriter {
-    /// A writer that rebuilds `generations` of the database file at `path` through a
-    /// scratch beside it, or `None` when there is no such file (an in-memory database
-    /// cannot be shared with a second connection).
+    /// A writer that rebuilds `generations` into the database file at `path`, or `None`
+    /// when there is no such file (an in-memory database cannot be shared with a second
+    /// connection) or nothing to rebuild in memory.
     pub fn open(path: &Path, generations: Vec<Generation>) -> ProjectionResult<Option<Self>> {
-        if !path.is_file() {
+        if !path.is_file() || generations.is_empty() {
             return Ok(None);
         }
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        let prefix = scratch_prefix(path);
-        remove_stale_scratches(&dir, &prefix);
-        let scratch = tempfile::Builder::new()
-            .prefix(&prefix)
-            .suffix(SCRATCH_SUFFIX)
-            .tempfile_in(&dir)
-            .map_err(|e| {
-                ProjectionError::Task(format!(
-                    "cannot create a rebuild scratch file in {}: {e}",
-                    dir.display()
-                ))
-            })?;
-        let conn =
-            connect(scratch.path(), path, &generations).map_err(|e| sqlite_error(path, &e))?;
+        let conn = connect(path).map_err(|e| sqlite_error(path, &e))?;
+        let path = path.to_owned();
         let (jobs, queue) = mpsc::channel::<(Job, Reply)>();
         std::thread::Builder::new()
             .name("portico-sqlite-writer".to_owned())
@@ -185,36 +143,33 @@ impl SqliteWriter {
                 let mut writer = Thread { conn, generations };
                 for (job, reply) in queue {
                     let (result, last) = match job {
-                        Job::Page(page) => (writer.page(page), false),
+                        Job::Page(page) => (writer.page(&page), false),
                         Job::Finish => (writer.finish(), true),
                     };
-                    // The scratch has no journal, so a failed statement leaves it in no
-                    // known state: refuse everything after it (the rebuild fails). After
-                    // the copy it has no more use. Either way the scratch is closed and
-                    // deleted before the caller hears, so the rebuild leaves no file.
-                    let result = result.map_err(|e| e.to_string());
-                    if last || result.is_err() {
+                    // A fold that failed is in no known state: refuse everything after it
+                    // (the rebuild fails). The maps are freed before the caller hears.
+                    let failed = result.is_err();
+                    let result =
+                        result.map_err(|e| format!("SQLite writer on {}: {e}", path.display()));
+                    if last || failed {
                         drop(writer);
-                        drop(scratch);
                         let _ = reply.send(result);
                         return;
                     }
                     // The caller may have given up waiting; that is its business.
                     let _ = reply.send(result);
                 }
-                // The handle was dropped without finishing (the rebuild failed or was
-                // given up): the scratch is deleted as `scratch` drops here.
             })
             .map_err(|e| ProjectionError::Task(format!("cannot start the SQLite writer: {e}")))?;
         Ok(Some(Self { jobs }))
     }
 
-    /// Queues a page (one [`Planned`] per projector) to be folded into the scratch.
-    pub fn submit(&self, page: Vec<Planned>) -> Pending {
+    /// Queues a page to be folded by every generation.
+    pub fn submit(&self, page: Arc<Vec<Decoded>>) -> Pending {
         self.send(Job::Page(page))
     }
 
-    /// Queues the end of the rebuild: recomputations, then the copy into the file.
+    /// Queues the end of the rebuild: every table inserted into the file.
     pub fn finish(&self) -> Pending {
         self.send(Job::Finish)
     }
@@ -227,83 +182,104 @@ impl SqliteWriter {
     }
 }
 
-const SCRATCH_SUFFIX: &str = ".scratch";
-
-/// Scratch files of the database at `path` are named `.{file name}.rebuild-{random}.scratch`.
-fn scratch_prefix(path: &Path) -> String {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    format!(".{name}.rebuild-")
+/// Reads `$all` from a SQLite log with a connection of its own, on tokio's blocking pool:
+/// sqlx hands every row from its connection thread to the caller, and with the writer
+/// thread folding beside it that was most of a rebuild's reading time (perf: the reading
+/// thread's top entry was the kernel's wake-up path).
+#[derive(Debug)]
+pub struct SqliteReader {
+    /// The connection, lent to the blocking task while it reads a page.
+    conn: Option<Connection>,
+    path: std::path::PathBuf,
 }
 
-/// Deletes the scratch files that rebuilds of this database killed before they could
-/// clean up left in `dir` (a kill skips destructors). A scratch still in use by a rebuild
-/// in another process loses only its name: on Unix its open file lives on until closed.
-fn remove_stale_scratches(dir: &Path, prefix: &str) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with(prefix) && name.ends_with(SCRATCH_SUFFIX) {
-            match std::fs::remove_file(entry.path()) {
-                Ok(()) => tracing::info!(file = %name, "removed a stale rebuild scratch file"),
-                Err(e) => {
-                    tracing::warn!(file = %name, error = %e, "cannot remove a stale rebuild scratch file")
-                }
-            }
-        }
+impl SqliteReader {
+    pub fn open(path: &Path) -> ProjectionResult<Self> {
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .and_then(|conn| {
+            conn.busy_timeout(Duration::from_secs(30))?;
+            Ok(conn)
+        })
+        .map_err(|e| sqlite_error(path, &e))?;
+        Ok(Self {
+            conn: Some(conn),
+            path: path.to_owned(),
+        })
     }
+
+    /// Up to `limit` events after `after`, decoded: what
+    /// `decode_payloads(store.read_all_payloads(after, limit))` returns.
+    pub async fn page(&mut self, after: i64, limit: u32) -> ProjectionResult<Vec<Decoded>> {
+        let conn = self
+            .conn
+            .take()
+            .ok_or_else(|| ProjectionError::Task("the log reader was lost".to_owned()))?;
+        let (conn, page) = tokio::task::spawn_blocking(move || {
+            let page = read_page(&conn, after, limit);
+            (conn, page)
+        })
+        .await
+        .map_err(|e| ProjectionError::Task(e.to_string()))?;
+        self.conn = Some(conn);
+        page.map_err(|e| match e {
+            ReadError::Sql(e) => sqlite_error(&self.path, &e),
+            ReadError::Projection(e) => e,
+        })
+    }
+}
+
+enum ReadError {
+    Sql(rusqlite::Error),
+    Projection(ProjectionError),
+}
+
+impl From<rusqlite::Error> for ReadError {
+    fn from(e: rusqlite::Error) -> Self {
+        ReadError::Sql(e)
+    }
+}
+
+fn read_page(conn: &Connection, after: i64, limit: u32) -> Result<Vec<Decoded>, ReadError> {
+    let mut stmt = conn.prepare_cached(portico_store::sqlite::PAYLOADS_AFTER)?;
+    let mut rows = stmt.query(rusqlite::params![after, limit])?;
+    let mut page = Vec::with_capacity(limit as usize);
+    while let Some(row) = rows.next()? {
+        let payload = portico_store::sqlite::stored_payload(
+            row.get(0)?,
+            row.get(1)?,
+            row.get(2)?,
+            row.get(3)?,
+            row.get_ref(4)?.as_str().map_err(rusqlite::Error::from)?,
+            row.get_ref(5)?.as_str().map_err(rusqlite::Error::from)?,
+        )
+        .map_err(|e| ReadError::Projection(e.into()))?;
+        page.push(payload);
+    }
+    decode_payloads(page).map_err(ReadError::Projection)
 }
 
 fn sqlite_error(path: &Path, e: &rusqlite::Error) -> ProjectionError {
     ProjectionError::Task(format!("SQLite writer on {}: {e}", path.display()))
 }
 
-/// The scratch connection, with the read-model file attached as `live`.
-///
-/// The scratch needs no durability at all (see the module's doc): no journal, no syncs,
-/// one connection. The file keeps the settings of every Portico SQLite connection
-/// (`portico_store::sqlite::connect_options`: WAL, a 30 s busy timeout), except
-/// `synchronous=NORMAL`: in WAL mode a commit is then not synced until the next
-/// checkpoint, but the database stays consistent. The copy needs no more: a chunk lost to
-/// a power cut leaves a generation nobody serves, and the swap that puts it in service
+/// A connection to the read-model file with the settings of every Portico SQLite
+/// connection (`portico_store::sqlite::connect_options`: WAL, a 30 s busy timeout),
+/// except `synchronous=NORMAL`: in WAL mode a commit is then not synced until the next
+/// checkpoint, but the database stays consistent. The rebuild needs no more: a chunk lost
+/// to a power cut leaves a generation nobody serves, and the swap that puts it in service
 /// commits on a `synchronous=FULL` connection, whose sync of the log covers every chunk
-/// written before it.
-fn connect(
-    scratch: &Path,
-    live: &Path,
-    generations: &[Generation],
-) -> rusqlite::Result<Connection> {
-    let conn = Connection::open(scratch)?;
+/// written before it. The WAL is checkpointed every 10,000 pages instead of 1,000: the same
+/// bytes, a tenth of the syncs (the invoices' inserts went from 1.46 s to 0.96 s).
+fn connect(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
     conn.busy_timeout(Duration::from_secs(30))?;
-    conn.pragma_update(None, "journal_mode", "OFF")?;
-    conn.pragma_update(None, "synchronous", "OFF")?;
-    conn.pragma_update(None, "cache_size", -65536)?;
-    conn.pragma_update(None, "temp_store", "FILE")?;
-    conn.set_prepared_statement_cache_capacity(64);
-    for g in generations {
-        for create in &g.create {
-            conn.execute_batch(create)?;
-        }
-    }
-    conn.execute(
-        "ATTACH DATABASE ?1 AS live",
-        [live.to_string_lossy().as_ref()],
-    )?;
-    conn.pragma_update(
-        Some(rusqlite::DatabaseName::Attached("live")),
-        "synchronous",
-        "NORMAL",
-    )?;
-    conn.pragma_update(
-        Some(rusqlite::DatabaseName::Attached("live")),
-        "cache_size",
-        -8192,
-    )?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "cache_size", -16384)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 10000)?;
     Ok(conn)
 }
 
@@ -314,132 +290,107 @@ struct Thread {
 }
 
 impl Thread {
-    /// Folds a page into the scratch, then records the progress in the file (one
+    /// Folds a page into every generation, then records the progress in the file (one
     /// transaction for every projector's `#rebuild` row).
     ///
     /// No event is skipped or folded twice because the caller reads the log forward and
-    /// hands each page over once (`rebuild::rebuild_many`); a scratch never outlives its
-    /// rebuild, so nothing in it comes from an earlier attempt.
-    fn page(&mut self, page: Vec<Planned>) -> rusqlite::Result<()> {
-        let tx = self.conn.transaction()?;
-        for (sql, args) in page.iter().flat_map(|p| &p.stmts) {
-            let mut stmt = tx.prepare_cached(sql)?;
-            bind(&mut stmt, args)?;
-            stmt.raw_execute()?;
-        }
-        tx.commit()?;
-        let now = now_text();
-        let tx = self.conn.transaction()?;
-        for planned in &page {
-            tx.execute(
-                "UPDATE live.projections SET position = $2, updated_at = $3 WHERE name = $1",
-                rusqlite::params![planned.row, planned.last, now],
-            )?;
-        }
-        tx.commit()
-    }
-
-    /// Runs the recomputations in the scratch and copies every table into the file.
-    fn finish(&mut self) -> rusqlite::Result<()> {
-        let tx = self.conn.transaction()?;
-        for g in &self.generations {
-            for sql in &g.recompute {
-                tx.execute_batch(sql)?;
+    /// hands each page over once (`rebuild::rebuild_many`).
+    fn page(&mut self, page: &[Decoded]) -> Result<(), String> {
+        let Some(last) = page.last().map(|d| d.position) else {
+            return Ok(());
+        };
+        for g in &mut self.generations {
+            let Some(fold) = &mut g.fold else { continue };
+            for d in page {
+                fold.apply(&d.envelope())
+                    .map_err(|e| format!("at position {}: {e}", d.position))?;
             }
         }
-        tx.commit()?;
+        let now = now_text();
+        let tx = self.conn.transaction().map_err(|e| e.to_string())?;
         for g in &self.generations {
-            for (table, key) in &g.tables {
-                copy_table(&mut self.conn, table, key, COPY_CHUNK)?;
+            tx.execute(
+                "UPDATE projections SET position = $2, updated_at = $3 WHERE name = $1",
+                rusqlite::params![g.row, last, now],
+            )
+            .map_err(|e| e.to_string())?;
+        }
+        tx.commit().map_err(|e| e.to_string())
+    }
+
+    /// Inserts every generation's tables into the file, then creates their indexes, one
+    /// transaction each, and frees the generation's fold.
+    fn finish(&mut self) -> Result<(), String> {
+        for g in &mut self.generations {
+            let Some(fold) = g.fold.take() else { continue };
+            for (table, insert) in &g.tables {
+                insert_rows(&self.conn, fold.as_ref(), table, insert, INSERT_CHUNK)
+                    .map_err(|e| format!("{table}: {e}"))?;
+            }
+            drop(fold);
+            for index in &g.indexes {
+                let tx = self
+                    .conn
+                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                    .map_err(|e| e.to_string())?;
+                tx.execute_batch(index)
+                    .map_err(|e| format!("{index}: {e}"))?;
+                tx.commit().map_err(|e| e.to_string())?;
             }
         }
         Ok(())
     }
 }
 
-/// Copies `main.{table}` into `live.{table}` in primary-key order, `chunk` rows per
-/// transaction. Chunks are bounded by key (`WHERE (key) > (last key copied)`), so each
-/// starts where the previous one ended with one index seek.
-fn copy_table(
-    conn: &mut Connection,
+/// Inserts the rows `fold` has for `table` with `insert`, `chunk` rows per
+/// `BEGIN IMMEDIATE` transaction.
+fn insert_rows(
+    conn: &Connection,
+    fold: &dyn MemoryFold,
     table: &str,
-    key: &[&str],
+    insert: &str,
     chunk: usize,
-) -> rusqlite::Result<()> {
-    use rusqlite::types::Value;
-    let cols = key.join(", ");
-    // `?{from}, ?{from + 1}, ...`: one placeholder per key column.
-    let marks = |from: usize| {
-        (from..from + key.len())
-            .map(|i| format!("?{i}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let after = |lower: bool| {
-        if lower {
-            format!("WHERE ({cols}) > ({})", marks(1))
-        } else {
-            String::new()
-        }
-    };
-    let mut lower: Option<Vec<Value>> = None;
-    loop {
-        // The last key of the next chunk, or none when the rest fits in one.
-        let upper: Option<Vec<Value>> = {
-            let sql = format!(
-                "SELECT {cols} FROM main.{table} {} ORDER BY {cols} LIMIT 1 OFFSET {}",
-                after(lower.is_some()),
-                chunk.saturating_sub(1)
-            );
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let mut rows = stmt.query(rusqlite::params_from_iter(lower.iter().flatten()))?;
-            match rows.next()? {
-                Some(row) => Some(
-                    (0..key.len())
-                        .map(|i| row.get::<_, Value>(i))
-                        .collect::<rusqlite::Result<_>>()?,
-                ),
-                None => None,
+) -> Result<(), String> {
+    let sql = |e: rusqlite::Error| e.to_string();
+    let mut stmt = conn.prepare(insert).map_err(sql)?;
+    // Rows in the open transaction, if one is open.
+    let mut open: Option<usize> = None;
+    let mut id = uuid::Uuid::encode_buffer();
+    fold.rows(table, &mut |cells| {
+        let in_tx = match open {
+            Some(n) => n,
+            None => {
+                conn.execute_batch("BEGIN IMMEDIATE").map_err(sql)?;
+                open = Some(0);
+                0
             }
         };
-        let mut sql = format!(
-            "INSERT INTO live.{table} SELECT * FROM main.{table} {}",
-            after(lower.is_some())
-        );
-        if upper.is_some() {
-            let from = if lower.is_some() { key.len() + 1 } else { 1 };
-            let joiner = if lower.is_some() { "AND" } else { "WHERE" };
-            sql.push_str(&format!(" {joiner} ({cols}) <= ({})", marks(from)));
+        for (i, cell) in cells.iter().enumerate() {
+            let value = match *cell {
+                Cell::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+                Cell::Id(u) => ToSqlOutput::Borrowed(ValueRef::Text(
+                    u.hyphenated().encode_lower(&mut id).as_bytes(),
+                )),
+                Cell::Int(v) => ToSqlOutput::Owned(Value::Integer(v)),
+                Cell::Null => ToSqlOutput::Owned(Value::Null),
+            };
+            stmt.raw_bind_parameter(i + 1, value).map_err(sql)?;
         }
-        sql.push_str(&format!(" ORDER BY {cols}"));
-        let args = lower.iter().flatten().chain(upper.iter().flatten());
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(&sql, rusqlite::params_from_iter(args))?;
-        tx.commit()?;
-        match upper {
-            Some(u) => lower = Some(u),
-            None => return Ok(()),
+        stmt.raw_execute().map_err(sql)?;
+        open = Some(in_tx + 1);
+        if in_tx + 1 == chunk {
+            conn.execute_batch("COMMIT").map_err(sql)?;
+            open = None;
         }
-    }
-}
-
-/// Binds `args` by the number in each `$n` placeholder (as sqlx does), so a statement may
-/// use a placeholder twice or out of order.
-fn bind(stmt: &mut rusqlite::Statement<'_>, args: &[Arg]) -> rusqlite::Result<()> {
-    for index in 1..=stmt.parameter_count() {
-        let n = stmt
-            .parameter_name(index)
-            .and_then(|name| name.strip_prefix('$'))
-            .and_then(|n| n.parse::<usize>().ok())
-            .unwrap_or(index);
-        let arg = args
-            .get(n.wrapping_sub(1))
-            .ok_or(rusqlite::Error::InvalidParameterCount(n, args.len()))?;
-        match arg {
-            Arg::Int(v) => stmt.raw_bind_parameter(index, v)?,
-            Arg::Text(s) => stmt.raw_bind_parameter(index, s.as_str())?,
-            Arg::OptText(s) => stmt.raw_bind_parameter(index, s.as_deref())?,
+        Ok(())
+    })
+    .inspect_err(|_| {
+        if open.is_some() {
+            let _ = conn.execute_batch("ROLLBACK");
         }
+    })?;
+    if open.is_some() {
+        conn.execute_batch("COMMIT").map_err(sql)?;
     }
     Ok(())
 }
@@ -449,57 +400,93 @@ mod tests {
     #![allow(clippy::unwrap_used)] // test code: a panic is the failure report
 
     use super::*;
+    use crate::memory::RowSink;
+    use crate::projector::Envelope;
 
-    fn rows(conn: &Connection, sql: &str) -> Vec<(String, i64, String)> {
-        let mut stmt = conn.prepare(sql).unwrap();
+    /// A fold that hands over fixed rows of `t (a TEXT, b INTEGER, v TEXT)`.
+    struct Fixed(Vec<(String, i64, Option<String>)>);
+
+    impl MemoryFold for Fixed {
+        fn apply(&mut self, _: &Envelope<'_>) -> Result<(), String> {
+            Ok(())
+        }
+        fn rows(&self, _: &str, sink: &mut RowSink<'_>) -> Result<(), String> {
+            for (a, b, v) in &self.0 {
+                sink(&[Cell::Text(a), Cell::Int(*b), Cell::opt(v.as_deref())])?;
+            }
+            Ok(())
+        }
+    }
+
+    fn table(conn: &Connection) -> Vec<(String, i64, Option<String>)> {
+        let mut stmt = conn.prepare("SELECT a, b, v FROM t ORDER BY a, b").unwrap();
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .unwrap()
             .collect::<rusqlite::Result<_>>()
             .unwrap()
     }
 
-    /// Chunk boundaries inside and between runs of the first key column, and a last chunk
-    /// that is full, short or empty: every row arrives once.
+    fn fresh() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (a TEXT NOT NULL, b INTEGER NOT NULL, v TEXT, PRIMARY KEY (a, b));
+             CREATE UNIQUE INDEX t_v ON t (v);",
+        )
+        .unwrap();
+        conn
+    }
+
+    /// A last chunk that is full, short or absent: every row arrives once, and no
+    /// transaction is left open.
     #[test]
-    fn a_chunked_copy_moves_every_row_once_whatever_the_chunk() {
-        for chunk in [1, 2, 3, 5, 7, 24, 25, 100] {
-            let mut conn = Connection::open_in_memory().unwrap();
-            conn.execute_batch(
-                "CREATE TABLE t (a TEXT NOT NULL, b INTEGER NOT NULL, v TEXT NOT NULL,
-                                 PRIMARY KEY (a, b));
-                 ATTACH DATABASE ':memory:' AS live;
-                 CREATE TABLE live.t (a TEXT NOT NULL, b INTEGER NOT NULL, v TEXT NOT NULL,
-                                      PRIMARY KEY (a, b));",
+    fn chunked_inserts_write_every_row_once_whatever_the_chunk() {
+        let rows: Vec<_> = (0..25)
+            .map(|i| {
+                (
+                    format!("k{:02}", i / 5),
+                    i % 5,
+                    (i % 3 == 0).then(|| format!("v{i}")),
+                )
+            })
+            .collect();
+        for chunk in [1, 2, 3, 5, 24, 25, 100] {
+            let conn = fresh();
+            insert_rows(
+                &conn,
+                &Fixed(rows.clone()),
+                "t",
+                "INSERT INTO t (a, b, v) VALUES (?1, ?2, ?3)",
+                chunk,
             )
             .unwrap();
-            for a in ["x", "y", "z", "zz", "é"] {
-                for b in [-3, 0, 1, 2, 10] {
-                    conn.execute(
-                        "INSERT INTO t VALUES (?1, ?2, ?3)",
-                        rusqlite::params![a, b, format!("{a}{b}")],
-                    )
-                    .unwrap();
-                }
-            }
-            copy_table(&mut conn, "t", &["a", "b"], chunk).unwrap();
-            assert_eq!(
-                rows(&conn, "SELECT * FROM live.t ORDER BY a, b"),
-                rows(&conn, "SELECT * FROM main.t ORDER BY a, b"),
-                "chunk of {chunk}"
+            assert_eq!(table(&conn), rows, "chunk of {chunk}");
+            assert!(
+                conn.is_autocommit(),
+                "chunk of {chunk} left a transaction open"
             );
         }
     }
 
+    /// A row a unique index refuses fails the insert and rolls back its chunk; the earlier
+    /// chunks stay (the generation is dropped with the failed rebuild).
     #[test]
-    fn an_empty_table_copies_to_nothing() {
-        let mut conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(
-            "CREATE TABLE t (a TEXT PRIMARY KEY, b INTEGER, v TEXT);
-             ATTACH DATABASE ':memory:' AS live;
-             CREATE TABLE live.t (a TEXT PRIMARY KEY, b INTEGER, v TEXT);",
+    fn a_refused_row_fails_and_leaves_no_transaction_open() {
+        let rows = vec![
+            ("a".to_owned(), 1, Some("x".to_owned())),
+            ("b".to_owned(), 1, Some("y".to_owned())),
+            ("c".to_owned(), 1, Some("x".to_owned())),
+        ];
+        let conn = fresh();
+        let err = insert_rows(
+            &conn,
+            &Fixed(rows.clone()),
+            "t",
+            "INSERT INTO t (a, b, v) VALUES (?1, ?2, ?3)",
+            2,
         )
-        .unwrap();
-        copy_table(&mut conn, "t", &["a"], 3).unwrap();
-        assert!(rows(&conn, "SELECT * FROM live.t").is_empty());
+        .unwrap_err();
+        assert!(err.contains("UNIQUE"), "{err}");
+        assert!(conn.is_autocommit());
+        assert_eq!(table(&conn), rows[..2]);
     }
 }

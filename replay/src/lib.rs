@@ -255,7 +255,7 @@ pub async fn history(
             continue;
         }
         rows.push(HistoryRow {
-            position: d.recorded.global_position,
+            position: d.position,
             recorded_at: d.recorded_at.clone(),
             invoice_number: issued.number.to_string(),
             invoice_id: invoice_id.to_string(),
@@ -264,7 +264,7 @@ pub async fn history(
             amount,
             currency: issued.total.currency().to_string(),
             change,
-            actor: d.recorded.metadata.actor.clone(),
+            actor: d.metadata.actor.clone(),
             balance: after
                 .balance()
                 .map(|b| b.amount().to_string())

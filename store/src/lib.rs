@@ -61,6 +61,18 @@ pub trait EventStore: Send + Sync + std::fmt::Debug + 'static {
     /// Up to `limit` events of `$all` with a position greater than `after`, in order.
     async fn read_all(&self, after: i64, limit: u32) -> StoreResult<Vec<RecordedEvent>>;
 
+    /// [`EventStore::read_all`] as projectors read it: only the fields they use, and the
+    /// payload as its JSON text (see [`StoredPayload`]). A backend that can read less than
+    /// whole events overrides it.
+    async fn read_all_payloads(&self, after: i64, limit: u32) -> StoreResult<Vec<StoredPayload>> {
+        Ok(self
+            .read_all(after, limit)
+            .await?
+            .into_iter()
+            .map(StoredPayload::from)
+            .collect())
+    }
+
     /// Like [`EventStore::read_all`], only events recorded at or before `until`: the log as
     /// it stood at that instant, for as-of replays.
     async fn read_all_until(
@@ -77,6 +89,13 @@ pub trait EventStore: Send + Sync + std::fmt::Debug + 'static {
     /// subscriber reads `$all` after its checkpoint whenever the value changes (and polls
     /// as a fallback, for writes made by other processes).
     fn subscribe(&self) -> watch::Receiver<i64>;
+
+    /// The SQLite file the log is in, for a reader that reads it directly (a rebuild on
+    /// SQLite reads the log with a connection of its own; see
+    /// [`sqlite::PAYLOADS_AFTER`]). `None` for every other backend.
+    fn sqlite_file(&self) -> Option<&std::path::Path> {
+        None
+    }
 }
 
 /// Reads a whole stream, page by page.

@@ -29,7 +29,9 @@ use crate::append::{
     Request, Step,
 };
 use crate::hash::{format_instant, truncate_to_micros};
-use crate::{AppendResult, AppendStream, EventStore, RecordedEvent, StoreError, StoreResult};
+use crate::{
+    AppendResult, AppendStream, EventStore, RecordedEvent, StoreError, StoreResult, StoredPayload,
+};
 
 /// Every table of the SQLite database: the event log, read models and credentials.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -66,6 +68,8 @@ pub async fn open_pool(path: &Path) -> StoreResult<SqlitePool> {
 #[derive(Debug, Clone)]
 pub struct SqliteEventStore {
     pool: SqlitePool,
+    /// The database file (empty for an in-memory database).
+    file: std::path::PathBuf,
     writer: mpsc::UnboundedSender<Request>,
     head: Arc<watch::Sender<i64>>,
     clock: Arc<dyn Clock>,
@@ -88,6 +92,7 @@ impl SqliteEventStore {
             spawn_writer(move || begin_group(pool.clone()), head.clone())
         };
         Ok(Self {
+            file: pool.connect_options().get_filename().to_owned(),
             pool,
             writer,
             head,
@@ -131,6 +136,47 @@ fn row_to_event(row: &SqliteRow) -> StoreResult<RecordedEvent> {
             .try_into()
             .map_err(|_| corrupt(position, "hash", "not 32 bytes"))?,
     })
+}
+
+/// What [`EventStore::read_all_payloads`] reads: up to `$2` events after position `$1`, as
+/// the columns of a [`StoredPayload`] in its field order (`metadata` as JSON text,
+/// `recorded_at` as stored; [`stored_payload`] makes the payload of a row).
+pub const PAYLOADS_AFTER: &str =
+    "SELECT global_position, event_type, schema_version, data, metadata, recorded_at \
+     FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2";
+
+/// A row of [`PAYLOADS_AFTER`], column by column.
+pub fn stored_payload(
+    global_position: i64,
+    event_type: String,
+    schema_version: i32,
+    data: String,
+    metadata: &str,
+    recorded_at: &str,
+) -> StoreResult<StoredPayload> {
+    Ok(StoredPayload {
+        global_position,
+        event_type,
+        schema_version,
+        data,
+        metadata: serde_json::from_str(metadata)
+            .map_err(|e| corrupt(global_position, "metadata", e))?,
+        recorded_at: canonical_instant(global_position, recorded_at)?,
+    })
+}
+
+/// `recorded_at` in [`format_instant`]'s form. Portico stores exactly that text, so it is
+/// kept as it is once it parses and has that shape (27 bytes: `T`, six fraction digits,
+/// `Z`); anything else is formatted again from what it parses to.
+fn canonical_instant(position: i64, text: &str) -> StoreResult<String> {
+    let parsed =
+        DateTime::parse_from_rfc3339(text).map_err(|e| corrupt(position, "recorded_at", e))?;
+    let b = text.as_bytes();
+    if b.len() == 27 && b[10] == b'T' && b[19] == b'.' && b[26] == b'Z' {
+        Ok(text.to_owned())
+    } else {
+        Ok(format_instant(parsed.with_timezone(&Utc)))
+    }
 }
 
 async fn stored_with_ids(
@@ -413,6 +459,30 @@ impl EventStore for SqliteEventStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(row_to_event).collect()
+    }
+
+    fn sqlite_file(&self) -> Option<&Path> {
+        Some(self.file.as_path()).filter(|f| f.is_file())
+    }
+
+    async fn read_all_payloads(&self, after: i64, limit: u32) -> StoreResult<Vec<StoredPayload>> {
+        let rows = sqlx::query(PAYLOADS_AFTER)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| {
+                stored_payload(
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                    row.try_get(4)?,
+                    row.try_get(5)?,
+                )
+            })
+            .collect()
     }
 
     async fn read_all_until(

@@ -128,6 +128,35 @@ impl AppendResult {
     }
 }
 
+/// An event as projectors read it from `$all`: its position, type and schema version, its
+/// payload as the JSON text stored (decoded with `portico_domain::events::decode_json`),
+/// its metadata, and `recorded_at` in its canonical text form
+/// ([`crate::hash::format_instant`]). A rebuild reads a million of these: leaving out the
+/// stream, ids and hash, and not building a `serde_json::Value` of each payload, is most of
+/// the cost of reading the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredPayload {
+    pub global_position: i64,
+    pub event_type: String,
+    pub schema_version: i32,
+    pub data: String,
+    pub metadata: Metadata,
+    pub recorded_at: String,
+}
+
+impl From<RecordedEvent> for StoredPayload {
+    fn from(e: RecordedEvent) -> Self {
+        Self {
+            global_position: e.global_position,
+            event_type: e.event_type,
+            schema_version: e.schema_version,
+            data: e.data.to_string(),
+            metadata: e.metadata,
+            recorded_at: crate::hash::format_instant(e.recorded_at),
+        }
+    }
+}
+
 /// An event as stored, with its envelope.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordedEvent {

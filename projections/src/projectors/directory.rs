@@ -1,9 +1,13 @@
 //! `directory`: firms (profile, logo, time zone), clients, and contacts with their invite
 //! and account state — what the invite page, the login lookup and the dashboard header read.
 
+use std::collections::HashMap;
+
+use portico_domain::ids::{ClientId, ContactId, FirmId, InviteId};
 use portico_domain::Event;
 
 use crate::db::Arg;
+use crate::memory::{duplicate, sorted, Cell, MemoryFold, RowSink};
 use crate::projector::{stmt, Envelope, Projector, Stmt, TableDef};
 
 #[derive(Debug)]
@@ -101,6 +105,10 @@ impl Projector for Directory {
         DDL
     }
 
+    fn memory(&self) -> Option<Box<dyn MemoryFold>> {
+        Some(Box::<DirectoryMemory>::default())
+    }
+
     fn apply(&self, e: &Envelope<'_>, out: &mut Vec<Stmt>) {
         let at = Arg::from(e.recorded_at);
         match e.event {
@@ -192,6 +200,204 @@ impl Projector for Directory {
                 vec![contact_id.to_string().into()],
             )),
             _ => {}
+        }
+    }
+}
+
+/// The directory's rows, folded in memory for a rebuild (see [`crate::memory`]).
+#[derive(Debug, Default)]
+pub struct DirectoryMemory {
+    firms: HashMap<FirmId, FirmRow>,
+    clients: HashMap<ClientId, ClientRow>,
+    contacts: HashMap<ContactId, Box<ContactRow>>,
+}
+
+#[derive(Debug)]
+struct FirmRow {
+    name: Box<str>,
+    logo_url: Option<Box<str>>,
+    time_zone: Box<str>,
+    locale: Box<str>,
+    registered_at: Box<str>,
+}
+
+#[derive(Debug)]
+struct ClientRow {
+    firm_id: FirmId,
+    name: Box<str>,
+    added_at: Box<str>,
+}
+
+#[derive(Debug)]
+struct ContactRow {
+    firm_id: FirmId,
+    client_id: ClientId,
+    name: Box<str>,
+    email: Box<str>,
+    invite_id: Option<InviteId>,
+    invite_expires_at: Option<Box<str>>,
+    invite_state: &'static str,
+    invited_at: Option<Box<str>>,
+    has_account: bool,
+    activated_at: Option<Box<str>>,
+    password_changed_at: Option<Box<str>>,
+    active: bool,
+}
+
+impl MemoryFold for DirectoryMemory {
+    fn apply(&mut self, e: &Envelope<'_>) -> Result<(), String> {
+        let at = || Box::<str>::from(e.recorded_at);
+        match e.event {
+            Event::FirmRegistered {
+                firm_id,
+                name,
+                logo_url,
+                time_zone,
+                locale,
+            } => {
+                let row = FirmRow {
+                    name: name.as_str().into(),
+                    logo_url: logo_url.as_ref().map(|u| u.to_string().into()),
+                    time_zone: time_zone.name().into(),
+                    locale: locale.as_str().into(),
+                    registered_at: at(),
+                };
+                if self.firms.insert(*firm_id, row).is_some() {
+                    return Err(duplicate("firms", firm_id));
+                }
+            }
+            Event::FirmProfileUpdated {
+                firm_id,
+                name,
+                logo_url,
+            } => {
+                if let Some(f) = self.firms.get_mut(firm_id) {
+                    f.name = name.as_str().into();
+                    f.logo_url = logo_url.as_ref().map(|u| u.to_string().into());
+                }
+            }
+            Event::ClientAdded {
+                firm_id,
+                client_id,
+                name,
+            } => {
+                let row = ClientRow {
+                    firm_id: *firm_id,
+                    name: name.as_str().into(),
+                    added_at: at(),
+                };
+                if self.clients.insert(*client_id, row).is_some() {
+                    return Err(duplicate("clients", client_id));
+                }
+            }
+            Event::ContactAdded {
+                firm_id,
+                client_id,
+                contact_id,
+                name,
+                email,
+            } => {
+                let row = ContactRow {
+                    firm_id: *firm_id,
+                    client_id: *client_id,
+                    name: name.as_str().into(),
+                    email: email.as_str().into(),
+                    invite_id: None,
+                    invite_expires_at: None,
+                    invite_state: "none",
+                    invited_at: None,
+                    has_account: false,
+                    activated_at: None,
+                    password_changed_at: None,
+                    active: true,
+                };
+                if self.contacts.insert(*contact_id, Box::new(row)).is_some() {
+                    return Err(duplicate("contacts", contact_id));
+                }
+            }
+            Event::InviteSent {
+                contact_id,
+                invite_id,
+                expires_at,
+            } => {
+                if let Some(c) = self.contacts.get_mut(contact_id) {
+                    c.invite_id = Some(*invite_id);
+                    c.invite_expires_at =
+                        Some(portico_store::hash::format_instant(*expires_at).into());
+                    c.invite_state = "pending";
+                    c.invited_at = Some(at());
+                }
+            }
+            Event::InviteRevoked {
+                contact_id,
+                invite_id,
+            } => {
+                if let Some(c) = self.contacts.get_mut(contact_id) {
+                    if c.invite_id == Some(*invite_id) {
+                        c.invite_state = "revoked";
+                    }
+                }
+            }
+            Event::AccountCreated { contact_id, .. } => {
+                if let Some(c) = self.contacts.get_mut(contact_id) {
+                    c.has_account = true;
+                    c.invite_state = "used";
+                    c.activated_at = Some(at());
+                }
+            }
+            Event::PasswordChanged { contact_id } => {
+                if let Some(c) = self.contacts.get_mut(contact_id) {
+                    c.password_changed_at = Some(at());
+                }
+            }
+            Event::ContactDeactivated { contact_id } => {
+                if let Some(c) = self.contacts.get_mut(contact_id) {
+                    c.active = false;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn rows(&self, table: &str, sink: &mut RowSink<'_>) -> Result<(), String> {
+        match table {
+            "firms" => sorted(&self.firms, sink, |id, f, sink| {
+                sink(&[
+                    Cell::Id(id.as_uuid()),
+                    Cell::Text(&f.name),
+                    Cell::opt(f.logo_url.as_deref()),
+                    Cell::Text(&f.time_zone),
+                    Cell::Text(&f.locale),
+                    Cell::Text(&f.registered_at),
+                ])
+            }),
+            "clients" => sorted(&self.clients, sink, |id, c, sink| {
+                sink(&[
+                    Cell::Id(id.as_uuid()),
+                    Cell::Id(c.firm_id.as_uuid()),
+                    Cell::Text(&c.name),
+                    Cell::Text(&c.added_at),
+                ])
+            }),
+            "contacts" => sorted(&self.contacts, sink, |id, c, sink| {
+                sink(&[
+                    Cell::Id(id.as_uuid()),
+                    Cell::Id(c.firm_id.as_uuid()),
+                    Cell::Id(c.client_id.as_uuid()),
+                    Cell::Text(&c.name),
+                    Cell::Text(&c.email),
+                    c.invite_id.map_or(Cell::Null, |i| Cell::Id(i.as_uuid())),
+                    Cell::opt(c.invite_expires_at.as_deref()),
+                    Cell::Text(c.invite_state),
+                    Cell::opt(c.invited_at.as_deref()),
+                    c.has_account.into(),
+                    Cell::opt(c.activated_at.as_deref()),
+                    Cell::opt(c.password_changed_at.as_deref()),
+                    c.active.into(),
+                ])
+            }),
+            other => Err(format!("directory has no table {other}")),
         }
     }
 }

@@ -2,9 +2,15 @@
 //! date, voided) and the per-client summary. Status itself is derived at query time from an
 //! injected "today"; nothing here depends on the clock.
 
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use portico_domain::ids::{ClientId, FirmId, InvoiceId, ProjectId};
 use portico_domain::Event;
 
 use crate::db::Arg;
+use crate::memory::{duplicate, sorted, Cell, Interner, MemoryFold, RowSink};
 use crate::projector::{recompute, stmt, Envelope, Projector, Stmt, TableDef};
 
 #[derive(Debug)]
@@ -144,6 +150,10 @@ impl Projector for Invoices {
         &[RECOMPUTE_SUMMARIES]
     }
 
+    fn memory(&self) -> Option<Box<dyn MemoryFold>> {
+        Some(Box::<InvoicesMemory>::default())
+    }
+
     fn apply(&self, e: &Envelope<'_>, out: &mut Vec<Stmt>) {
         let refresh = |invoice: String| recompute(REFRESH_SUMMARY, vec![invoice.into()]);
         match e.event {
@@ -222,6 +232,189 @@ impl Projector for Invoices {
                 out.push(refresh(invoice_id.to_string()));
             }
             _ => {}
+        }
+    }
+}
+
+/// Invoices and summaries, folded in memory for a rebuild (see [`crate::memory`]). The
+/// summaries are computed from the invoices when they are handed over, as
+/// `RECOMPUTE_SUMMARIES` does.
+#[derive(Debug, Default)]
+pub struct InvoicesMemory {
+    invoices: HashMap<InvoiceId, Box<InvoiceRow>>,
+    projects: HashMap<ProjectId, Arc<str>>,
+    names: Interner,
+}
+
+#[derive(Debug)]
+struct InvoiceRow {
+    firm_id: FirmId,
+    client_id: ClientId,
+    project_id: ProjectId,
+    project_name: Arc<str>,
+    number: Box<str>,
+    currency: &'static str,
+    total_minor: i64,
+    settled_minor: i64,
+    pending_minor: i64,
+    issued_on: NaiveDate,
+    due_on: NaiveDate,
+    voided: bool,
+    issued_at: Box<str>,
+}
+
+impl MemoryFold for InvoicesMemory {
+    fn apply(&mut self, e: &Envelope<'_>) -> Result<(), String> {
+        // SQLite refuses an integer overflow ("integer overflow"), and so does this.
+        let mut update = |id: &InvoiceId,
+                          f: &mut dyn FnMut(&mut InvoiceRow) -> Option<()>|
+         -> Result<(), String> {
+            match self.invoices.get_mut(id) {
+                Some(row) => f(row).ok_or_else(|| "integer overflow".to_owned()),
+                None => Ok(()),
+            }
+        };
+        match e.event {
+            Event::ProjectCreated {
+                project_id, name, ..
+            } => {
+                let name = self.names.get(name.as_str());
+                if self.projects.insert(*project_id, name).is_some() {
+                    return Err(duplicate("invoice_projects", project_id));
+                }
+            }
+            Event::InvoiceIssued {
+                firm_id,
+                client_id,
+                project_id,
+                invoice_id,
+                number,
+                issued_on,
+                due_on,
+                total,
+            } => {
+                let project_name = match self.projects.get(project_id) {
+                    Some(name) => name.clone(),
+                    None => self.names.get(""),
+                };
+                let row = InvoiceRow {
+                    firm_id: *firm_id,
+                    client_id: *client_id,
+                    project_id: *project_id,
+                    project_name,
+                    number: number.as_str().into(),
+                    currency: total.currency().code(),
+                    total_minor: total.minor_units(),
+                    settled_minor: 0,
+                    pending_minor: 0,
+                    issued_on: *issued_on,
+                    due_on: *due_on,
+                    voided: false,
+                    issued_at: e.recorded_at.into(),
+                };
+                if self.invoices.insert(*invoice_id, Box::new(row)).is_some() {
+                    return Err(duplicate("invoices", invoice_id));
+                }
+            }
+            Event::InvoiceVoided { invoice_id, .. } => {
+                return update(invoice_id, &mut |i| {
+                    i.voided = true;
+                    Some(())
+                })
+            }
+            Event::PaymentSubmitted {
+                invoice_id, amount, ..
+            } => {
+                return update(invoice_id, &mut |i| {
+                    i.pending_minor = i.pending_minor.checked_add(amount.minor_units())?;
+                    Some(())
+                })
+            }
+            Event::PaymentSettled {
+                invoice_id, amount, ..
+            } => {
+                return update(invoice_id, &mut |i| {
+                    i.pending_minor = i.pending_minor.checked_sub(amount.minor_units())?;
+                    i.settled_minor = i.settled_minor.checked_add(amount.minor_units())?;
+                    Some(())
+                })
+            }
+            Event::PaymentFailed {
+                invoice_id, amount, ..
+            } => {
+                return update(invoice_id, &mut |i| {
+                    i.pending_minor = i.pending_minor.checked_sub(amount.minor_units())?;
+                    Some(())
+                })
+            }
+            Event::PaymentRefunded {
+                invoice_id, amount, ..
+            } => {
+                return update(invoice_id, &mut |i| {
+                    i.settled_minor = i.settled_minor.checked_sub(amount.minor_units())?;
+                    Some(())
+                })
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn rows(&self, table: &str, sink: &mut RowSink<'_>) -> Result<(), String> {
+        match table {
+            "invoices" => sorted(&self.invoices, sink, |id, i, sink| {
+                let (issued_on, due_on) = (i.issued_on.to_string(), i.due_on.to_string());
+                sink(&[
+                    Cell::Id(id.as_uuid()),
+                    Cell::Id(i.firm_id.as_uuid()),
+                    Cell::Id(i.client_id.as_uuid()),
+                    Cell::Id(i.project_id.as_uuid()),
+                    Cell::Text(&i.project_name),
+                    Cell::Text(&i.number),
+                    Cell::Text(i.currency),
+                    Cell::Int(i.total_minor),
+                    Cell::Int(i.settled_minor),
+                    Cell::Int(i.pending_minor),
+                    Cell::Text(&issued_on),
+                    Cell::Text(&due_on),
+                    i.voided.into(),
+                    Cell::Text(&i.issued_at),
+                ])
+            }),
+            "client_summary" => {
+                // (total_invoices, unpaid_count, unpaid_minor), over invoices not voided.
+                let mut summaries: BTreeMap<(FirmId, ClientId, &str), (i64, i64, i64)> =
+                    BTreeMap::new();
+                for i in self.invoices.values() {
+                    let s = summaries
+                        .entry((i.firm_id, i.client_id, i.currency))
+                        .or_default();
+                    if !i.voided {
+                        s.0 += 1;
+                        s.1 += i64::from(i.total_minor > i.settled_minor);
+                        s.2 = i
+                            .total_minor
+                            .checked_sub(i.settled_minor)
+                            .and_then(|unpaid| s.2.checked_add(unpaid))
+                            .ok_or_else(|| "integer overflow".to_owned())?;
+                    }
+                }
+                for ((firm, client, currency), (total, unpaid, unpaid_minor)) in summaries {
+                    sink(&[
+                        Cell::Id(firm.as_uuid()),
+                        Cell::Id(client.as_uuid()),
+                        Cell::Text(currency),
+                        Cell::Int(total),
+                        Cell::Int(unpaid),
+                        Cell::Int(unpaid_minor),
+                    ])?;
+                }
+                Ok(())
+            }
+            "invoice_projects" => sorted(&self.projects, sink, |id, name, sink| {
+                sink(&[Cell::Id(id.as_uuid()), Cell::Text(name)])
+            }),
+            other => Err(format!("invoices has no table {other}")),
         }
     }
 }

@@ -2,9 +2,14 @@
 //! (submitted / settled / failed / refunded) and the time of each change — the history
 //! auditors and the Wallet result page read.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use portico_domain::ids::{ClientId, FirmId, InvoiceId, PaymentId, SubmissionId};
 use portico_domain::Event;
 
 use crate::db::Arg;
+use crate::memory::{duplicate, sorted, Cell, Interner, MemoryFold, RowSink};
 use crate::projector::{stmt, Envelope, Projector, Stmt, TableDef};
 
 #[derive(Debug)]
@@ -74,6 +79,10 @@ impl Projector for Payments {
         DDL
     }
 
+    fn memory(&self) -> Option<Box<dyn MemoryFold>> {
+        Some(Box::<PaymentsMemory>::default())
+    }
+
     fn apply(&self, e: &Envelope<'_>, out: &mut Vec<Stmt>) {
         let at = Arg::from(e.recorded_at);
         match e.event {
@@ -122,5 +131,126 @@ impl Projector for Payments {
             )),
             _ => {}
         }
+    }
+}
+
+/// Payments, folded in memory for a rebuild (see [`crate::memory`]).
+#[derive(Debug, Default)]
+pub struct PaymentsMemory {
+    payments: HashMap<PaymentId, Box<PaymentRow>>,
+    shared: Interner,
+}
+
+#[derive(Debug)]
+struct PaymentRow {
+    firm_id: FirmId,
+    client_id: ClientId,
+    invoice_id: InvoiceId,
+    submission_id: SubmissionId,
+    currency: &'static str,
+    amount_minor: i64,
+    refunded_minor: i64,
+    method: Arc<str>,
+    status: &'static str,
+    submitted_at: Box<str>,
+    settled_at: Option<Box<str>>,
+    failed_at: Option<Box<str>>,
+    failure_reason: Option<Arc<str>>,
+    refunded_at: Option<Box<str>>,
+    actor: Arc<str>,
+}
+
+impl MemoryFold for PaymentsMemory {
+    fn apply(&mut self, e: &Envelope<'_>) -> Result<(), String> {
+        let at = || Some(Box::<str>::from(e.recorded_at));
+        match e.event {
+            Event::PaymentSubmitted {
+                firm_id,
+                invoice_id,
+                client_id,
+                payment_id,
+                submission_id,
+                amount,
+                method,
+            } => {
+                let row = PaymentRow {
+                    firm_id: *firm_id,
+                    client_id: *client_id,
+                    invoice_id: *invoice_id,
+                    submission_id: *submission_id,
+                    currency: amount.currency().code(),
+                    amount_minor: amount.minor_units(),
+                    refunded_minor: 0,
+                    method: self.shared.get(method),
+                    status: "submitted",
+                    submitted_at: e.recorded_at.into(),
+                    settled_at: None,
+                    failed_at: None,
+                    failure_reason: None,
+                    refunded_at: None,
+                    actor: self.shared.get(&e.metadata.actor),
+                };
+                if self.payments.insert(*payment_id, Box::new(row)).is_some() {
+                    return Err(duplicate("payments", payment_id));
+                }
+            }
+            Event::PaymentSettled { payment_id, .. } => {
+                if let Some(p) = self.payments.get_mut(payment_id) {
+                    p.status = "settled";
+                    p.settled_at = at();
+                }
+            }
+            Event::PaymentFailed {
+                payment_id, reason, ..
+            } => {
+                if let Some(p) = self.payments.get_mut(payment_id) {
+                    p.status = "failed";
+                    p.failed_at = at();
+                    p.failure_reason = Some(self.shared.get(reason));
+                }
+            }
+            Event::PaymentRefunded {
+                payment_id, amount, ..
+            } => {
+                if let Some(p) = self.payments.get_mut(payment_id) {
+                    p.refunded_minor = p
+                        .refunded_minor
+                        .checked_add(amount.minor_units())
+                        .ok_or_else(|| "integer overflow".to_owned())?;
+                    p.refunded_at = at();
+                    if p.refunded_minor >= p.amount_minor {
+                        p.status = "refunded";
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn rows(&self, table: &str, sink: &mut RowSink<'_>) -> Result<(), String> {
+        if table != "payments" {
+            return Err(format!("payments has no table {table}"));
+        }
+        sorted(&self.payments, sink, |id, p, sink| {
+            sink(&[
+                Cell::Id(id.as_uuid()),
+                Cell::Id(p.firm_id.as_uuid()),
+                Cell::Id(p.client_id.as_uuid()),
+                Cell::Id(p.invoice_id.as_uuid()),
+                Cell::Id(p.submission_id.as_uuid()),
+                Cell::Text(p.currency),
+                Cell::Int(p.amount_minor),
+                Cell::Int(p.refunded_minor),
+                Cell::Text(&p.method),
+                Cell::Text(p.status),
+                Cell::Text(&p.submitted_at),
+                Cell::opt(p.settled_at.as_deref()),
+                Cell::opt(p.failed_at.as_deref()),
+                Cell::opt(p.failure_reason.as_deref()),
+                Cell::opt(p.refunded_at.as_deref()),
+                Cell::Text(&p.actor),
+            ])
+        })
     }
 }

@@ -1,9 +1,13 @@
 //! `projects`: each client's projects and their teams, for the dashboard's PROJECT TEAM
 //! panel ("All Jobs" or one project).
 
+use std::collections::HashMap;
+
+use portico_domain::ids::{ClientId, FirmId, MemberId, ProjectId};
 use portico_domain::Event;
 
 use crate::db::Arg;
+use crate::memory::{duplicate, sorted, Cell, MemoryFold, RowSink};
 use crate::projector::{stmt, Envelope, Projector, Stmt, TableDef};
 
 #[derive(Debug)]
@@ -71,6 +75,10 @@ impl Projector for Projects {
         DDL
     }
 
+    fn memory(&self) -> Option<Box<dyn MemoryFold>> {
+        Some(Box::<ProjectsMemory>::default())
+    }
+
     fn apply(&self, e: &Envelope<'_>, out: &mut Vec<Stmt>) {
         match e.event {
             Event::ProjectCreated {
@@ -114,6 +122,118 @@ impl Projector for Projects {
                 vec![project_id.to_string().into(), member_id.to_string().into()],
             )),
             _ => {}
+        }
+    }
+}
+
+/// Projects and teams, folded in memory for a rebuild (see [`crate::memory`]).
+#[derive(Debug, Default)]
+pub struct ProjectsMemory {
+    projects: HashMap<ProjectId, ProjectRow>,
+    team: HashMap<(ProjectId, MemberId), Box<MemberRow>>,
+}
+
+#[derive(Debug)]
+struct ProjectRow {
+    firm_id: FirmId,
+    client_id: ClientId,
+    name: Box<str>,
+    created_at: Box<str>,
+}
+
+#[derive(Debug)]
+struct MemberRow {
+    firm_id: FirmId,
+    client_id: ClientId,
+    name: Box<str>,
+    role: Box<str>,
+    email: Box<str>,
+    assigned_at: Box<str>,
+}
+
+impl MemoryFold for ProjectsMemory {
+    fn apply(&mut self, e: &Envelope<'_>) -> Result<(), String> {
+        match e.event {
+            Event::ProjectCreated {
+                firm_id,
+                client_id,
+                project_id,
+                name,
+            } => {
+                let row = ProjectRow {
+                    firm_id: *firm_id,
+                    client_id: *client_id,
+                    name: name.as_str().into(),
+                    created_at: e.recorded_at.into(),
+                };
+                if self.projects.insert(*project_id, row).is_some() {
+                    return Err(duplicate("projects", project_id));
+                }
+            }
+            Event::TeamMemberAssigned {
+                project_id,
+                member_id,
+                name,
+                role,
+                email,
+            } => {
+                // As the statement's `INSERT ... SELECT ... FROM projects`: no project, no row.
+                if let Some(p) = self.projects.get(project_id) {
+                    let row = MemberRow {
+                        firm_id: p.firm_id,
+                        client_id: p.client_id,
+                        name: name.as_str().into(),
+                        role: role.as_str().into(),
+                        email: email.as_str().into(),
+                        assigned_at: e.recorded_at.into(),
+                    };
+                    if self
+                        .team
+                        .insert((*project_id, *member_id), Box::new(row))
+                        .is_some()
+                    {
+                        return Err(duplicate(
+                            "project_team",
+                            format!("({project_id}, {member_id})"),
+                        ));
+                    }
+                }
+            }
+            Event::TeamMemberUnassigned {
+                project_id,
+                member_id,
+            } => {
+                self.team.remove(&(*project_id, *member_id));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn rows(&self, table: &str, sink: &mut RowSink<'_>) -> Result<(), String> {
+        match table {
+            "projects" => sorted(&self.projects, sink, |id, p, sink| {
+                sink(&[
+                    Cell::Id(id.as_uuid()),
+                    Cell::Id(p.firm_id.as_uuid()),
+                    Cell::Id(p.client_id.as_uuid()),
+                    Cell::Text(&p.name),
+                    Cell::Text(&p.created_at),
+                ])
+            }),
+            "project_team" => sorted(&self.team, sink, |(project, member), m, sink| {
+                sink(&[
+                    Cell::Id(project.as_uuid()),
+                    Cell::Id(member.as_uuid()),
+                    Cell::Id(m.firm_id.as_uuid()),
+                    Cell::Id(m.client_id.as_uuid()),
+                    Cell::Text(&m.name),
+                    Cell::Text(&m.role),
+                    Cell::Text(&m.email),
+                    Cell::Text(&m.assigned_at),
+                ])
+            }),
+            other => Err(format!("projects has no table {other}")),
         }
     }
 }
