@@ -27,8 +27,10 @@ use crate::append::{
     appended_in_order, chain, corrupt, replayed_append, spawn_writer, submit, GroupState, GroupTx,
     Request, Step,
 };
-use crate::hash::truncate_to_micros;
-use crate::{AppendResult, AppendStream, EventStore, RecordedEvent, StoreError, StoreResult};
+use crate::hash::{format_instant, truncate_to_micros};
+use crate::{
+    AppendResult, AppendStream, EventStore, RecordedEvent, StoreError, StoreResult, StoredPayload,
+};
 
 /// Every table of the PostgreSQL database.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -385,6 +387,32 @@ impl EventStore for PgEventStore {
         .await?
         .iter()
         .map(row_to_event)
+        .collect()
+    }
+
+    async fn read_all_payloads(&self, after: i64, limit: u32) -> StoreResult<Vec<StoredPayload>> {
+        sqlx::query(
+            "SELECT global_position, event_type, schema_version, data, metadata, recorded_at \
+             FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let position: i64 = row.try_get(0)?;
+            let metadata: &str = row.try_get(4)?;
+            Ok(StoredPayload {
+                global_position: position,
+                event_type: row.try_get(1)?,
+                schema_version: row.try_get(2)?,
+                data: row.try_get(3)?,
+                metadata: serde_json::from_str(metadata)
+                    .map_err(|e| corrupt(position, "metadata", e))?,
+                recorded_at: format_instant(row.try_get(5)?),
+            })
+        })
         .collect()
     }
 
