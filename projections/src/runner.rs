@@ -76,12 +76,18 @@ pub fn decode_payloads(page: Vec<StoredPayload>) -> ProjectionResult<Vec<Decoded
         .collect()
 }
 
-/// Decodes a page of whole events (as-of reads, tests).
+/// Decodes a page of whole events (as-of reads, tests). The payload is moved into the
+/// decoder, not copied.
 pub fn decode_page(page: Vec<RecordedEvent>) -> ProjectionResult<Vec<Decoded>> {
     page.into_iter()
-        .map(|recorded| {
+        .map(|mut recorded| {
+            let data = std::mem::take(&mut recorded.data);
             Ok(Decoded {
-                event: recorded.decode()?,
+                event: portico_domain::events::decode(
+                    &recorded.event_type,
+                    recorded.schema_version,
+                    data,
+                )?,
                 position: recorded.global_position,
                 recorded_at: format_instant(recorded.recorded_at),
                 metadata: recorded.metadata,
