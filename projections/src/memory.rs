@@ -11,7 +11,10 @@
 //! Where a statement would fail (a second row for a primary key), the fold fails the
 //! rebuild the same way; unique secondary indexes are checked when the rows are inserted.
 
-use std::collections::HashSet;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::fmt::Debug;
+use std::hash::Hash;
 use std::sync::Arc;
 
 use uuid::Uuid;
@@ -43,7 +46,7 @@ impl From<bool> for Cell<'_> {
 /// Receives one row (columns in [`crate::projector::TableDef::columns`] order).
 pub type RowSink<'s> = dyn FnMut(&[Cell<'_>]) -> Result<(), String> + 's;
 
-pub trait MemoryFold: Send {
+pub trait MemoryFold: Send + std::fmt::Debug {
     /// Folds one event. An error is the one the projector's statements would have failed
     /// the batch with.
     fn apply(&mut self, event: &Envelope<'_>) -> Result<(), String>;
@@ -53,15 +56,45 @@ pub trait MemoryFold: Send {
     fn rows(&self, table: &str, sink: &mut RowSink<'_>) -> Result<(), String>;
 }
 
-/// The error a second `INSERT` of a key would have failed with.
-pub fn duplicate(table: &str, key: impl std::fmt::Display) -> String {
-    format!("UNIQUE constraint failed: {table} primary key {key}")
+/// Inserts a new row, failing as a second `INSERT` of its primary key would.
+pub fn insert_new<K: Eq + Hash + Debug, R>(
+    rows: &mut HashMap<K, R>,
+    table: &str,
+    key: K,
+    row: R,
+) -> Result<(), String> {
+    match rows.entry(key) {
+        Entry::Occupied(e) => Err(format!(
+            "UNIQUE constraint failed: {table} primary key {:?}",
+            e.key()
+        )),
+        Entry::Vacant(e) => {
+            e.insert(row);
+            Ok(())
+        }
+    }
+}
+
+/// `*to += by`, refused as SQLite refuses an integer overflow.
+pub fn add(to: &mut i64, by: i64) -> Result<(), String> {
+    *to = to.checked_add(by).ok_or_else(overflow)?;
+    Ok(())
+}
+
+/// `*from -= by`, refused as SQLite refuses an integer overflow.
+pub fn sub(from: &mut i64, by: i64) -> Result<(), String> {
+    *from = from.checked_sub(by).ok_or_else(overflow)?;
+    Ok(())
+}
+
+fn overflow() -> String {
+    "integer overflow".to_owned()
 }
 
 /// Hands `rows` to `sink` in key order (ids are UUID v7 and `Uuid`'s order is the order
 /// of their text, so keys compare as the stored columns do).
 pub fn sorted<K: Ord, R>(
-    rows: &std::collections::HashMap<K, R>,
+    rows: &HashMap<K, R>,
     sink: &mut RowSink<'_>,
     mut row: impl FnMut(&K, &R, &mut RowSink<'_>) -> Result<(), String>,
 ) -> Result<(), String> {

@@ -92,7 +92,7 @@ pub trait EventStore: Send + Sync + std::fmt::Debug + 'static {
 
     /// The SQLite file the log is in, for a reader that reads it directly (a rebuild on
     /// SQLite reads the log with a connection of its own; see
-    /// [`sqlite::PAYLOADS_AFTER`]). `None` for every other backend.
+    /// [`PAYLOADS_AFTER`]). `None` for every other backend.
     fn sqlite_file(&self) -> Option<&std::path::Path> {
         None
     }

@@ -30,6 +30,7 @@ use crate::append::{
 use crate::hash::{format_instant, truncate_to_micros};
 use crate::{
     AppendResult, AppendStream, EventStore, RecordedEvent, StoreError, StoreResult, StoredPayload,
+    PAYLOADS_AFTER,
 };
 
 /// Every table of the PostgreSQL database.
@@ -391,29 +392,23 @@ impl EventStore for PgEventStore {
     }
 
     async fn read_all_payloads(&self, after: i64, limit: u32) -> StoreResult<Vec<StoredPayload>> {
-        sqlx::query(
-            "SELECT global_position, event_type, schema_version, data, metadata, recorded_at \
-             FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2",
-        )
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| {
-            let position: i64 = row.try_get(0)?;
-            let metadata: &str = row.try_get(4)?;
-            Ok(StoredPayload {
-                global_position: position,
-                event_type: row.try_get(1)?,
-                schema_version: row.try_get(2)?,
-                data: row.try_get(3)?,
-                metadata: serde_json::from_str(metadata)
-                    .map_err(|e| corrupt(position, "metadata", e))?,
-                recorded_at: format_instant(row.try_get(5)?),
+        sqlx::query(PAYLOADS_AFTER)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                StoredPayload::new(
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    row.try_get(2)?,
+                    row.try_get(3)?,
+                    row.try_get(4)?,
+                    format_instant(row.try_get(5)?),
+                )
             })
-        })
-        .collect()
+            .collect()
     }
 
     async fn read_all_until(

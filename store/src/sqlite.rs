@@ -31,6 +31,7 @@ use crate::append::{
 use crate::hash::{format_instant, truncate_to_micros};
 use crate::{
     AppendResult, AppendStream, EventStore, RecordedEvent, StoreError, StoreResult, StoredPayload,
+    PAYLOADS_AFTER,
 };
 
 /// Every table of the SQLite database: the event log, read models and credentials.
@@ -138,14 +139,7 @@ fn row_to_event(row: &SqliteRow) -> StoreResult<RecordedEvent> {
     })
 }
 
-/// What [`EventStore::read_all_payloads`] reads: up to `$2` events after position `$1`, as
-/// the columns of a [`StoredPayload`] in its field order (`metadata` as JSON text,
-/// `recorded_at` as stored; [`stored_payload`] makes the payload of a row).
-pub const PAYLOADS_AFTER: &str =
-    "SELECT global_position, event_type, schema_version, data, metadata, recorded_at \
-     FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2";
-
-/// A row of [`PAYLOADS_AFTER`], column by column.
+/// A row of [`PAYLOADS_AFTER`] as SQLite returns it: `recorded_at` as stored.
 pub fn stored_payload(
     global_position: i64,
     event_type: String,
@@ -154,15 +148,15 @@ pub fn stored_payload(
     metadata: &str,
     recorded_at: &str,
 ) -> StoreResult<StoredPayload> {
-    Ok(StoredPayload {
+    let recorded_at = canonical_instant(global_position, recorded_at)?;
+    StoredPayload::new(
         global_position,
         event_type,
         schema_version,
         data,
-        metadata: serde_json::from_str(metadata)
-            .map_err(|e| corrupt(global_position, "metadata", e))?,
-        recorded_at: canonical_instant(global_position, recorded_at)?,
-    })
+        metadata,
+        recorded_at,
+    )
 }
 
 /// `recorded_at` in [`format_instant`]'s form. Portico stores exactly that text, so it is

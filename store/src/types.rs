@@ -144,6 +144,34 @@ pub struct StoredPayload {
     pub recorded_at: String,
 }
 
+/// What `read_all_payloads` selects on both SQL backends: up to `$2` events after position
+/// `$1`, as the columns of a [`StoredPayload`] in its field order (`metadata` as JSON text).
+pub const PAYLOADS_AFTER: &str =
+    "SELECT global_position, event_type, schema_version, data, metadata, recorded_at \
+     FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2";
+
+impl StoredPayload {
+    /// A row of [`PAYLOADS_AFTER`], with `recorded_at` already in its canonical text.
+    pub fn new(
+        global_position: i64,
+        event_type: String,
+        schema_version: i32,
+        data: String,
+        metadata: &str,
+        recorded_at: String,
+    ) -> crate::StoreResult<Self> {
+        Ok(Self {
+            global_position,
+            event_type,
+            schema_version,
+            data,
+            metadata: serde_json::from_str(metadata)
+                .map_err(|e| crate::append::corrupt(global_position, "metadata", e))?,
+            recorded_at,
+        })
+    }
+}
+
 impl From<RecordedEvent> for StoredPayload {
     fn from(e: RecordedEvent) -> Self {
         Self {

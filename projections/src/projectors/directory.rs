@@ -7,7 +7,7 @@ use portico_domain::ids::{ClientId, ContactId, FirmId, InviteId};
 use portico_domain::Event;
 
 use crate::db::Arg;
-use crate::memory::{duplicate, sorted, Cell, MemoryFold, RowSink};
+use crate::memory::{insert_new, sorted, Cell, MemoryFold, RowSink};
 use crate::projector::{stmt, Envelope, Projector, Stmt, TableDef};
 
 #[derive(Debug)]
@@ -262,9 +262,7 @@ impl MemoryFold for DirectoryMemory {
                     locale: locale.as_str().into(),
                     registered_at: at(),
                 };
-                if self.firms.insert(*firm_id, row).is_some() {
-                    return Err(duplicate("firms", firm_id));
-                }
+                insert_new(&mut self.firms, "firms", *firm_id, row)?;
             }
             Event::FirmProfileUpdated {
                 firm_id,
@@ -286,9 +284,7 @@ impl MemoryFold for DirectoryMemory {
                     name: name.as_str().into(),
                     added_at: at(),
                 };
-                if self.clients.insert(*client_id, row).is_some() {
-                    return Err(duplicate("clients", client_id));
-                }
+                insert_new(&mut self.clients, "clients", *client_id, row)?;
             }
             Event::ContactAdded {
                 firm_id,
@@ -311,9 +307,7 @@ impl MemoryFold for DirectoryMemory {
                     password_changed_at: None,
                     active: true,
                 };
-                if self.contacts.insert(*contact_id, Box::new(row)).is_some() {
-                    return Err(duplicate("contacts", contact_id));
-                }
+                insert_new(&mut self.contacts, "contacts", *contact_id, Box::new(row))?;
             }
             Event::InviteSent {
                 contact_id,

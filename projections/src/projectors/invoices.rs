@@ -10,7 +10,7 @@ use portico_domain::ids::{ClientId, FirmId, InvoiceId, ProjectId};
 use portico_domain::Event;
 
 use crate::db::Arg;
-use crate::memory::{duplicate, sorted, Cell, Interner, MemoryFold, RowSink};
+use crate::memory::{add, insert_new, sorted, sub, Cell, Interner, MemoryFold, RowSink};
 use crate::projector::{recompute, stmt, Envelope, Projector, Stmt, TableDef};
 
 #[derive(Debug)]
@@ -265,23 +265,12 @@ struct InvoiceRow {
 
 impl MemoryFold for InvoicesMemory {
     fn apply(&mut self, e: &Envelope<'_>) -> Result<(), String> {
-        // SQLite refuses an integer overflow ("integer overflow"), and so does this.
-        let mut update = |id: &InvoiceId,
-                          f: &mut dyn FnMut(&mut InvoiceRow) -> Option<()>|
-         -> Result<(), String> {
-            match self.invoices.get_mut(id) {
-                Some(row) => f(row).ok_or_else(|| "integer overflow".to_owned()),
-                None => Ok(()),
-            }
-        };
         match e.event {
             Event::ProjectCreated {
                 project_id, name, ..
             } => {
                 let name = self.names.get(name.as_str());
-                if self.projects.insert(*project_id, name).is_some() {
-                    return Err(duplicate("invoice_projects", project_id));
-                }
+                insert_new(&mut self.projects, "invoice_projects", *project_id, name)?;
             }
             Event::InvoiceIssued {
                 firm_id,
@@ -312,48 +301,41 @@ impl MemoryFold for InvoicesMemory {
                     voided: false,
                     issued_at: e.recorded_at.into(),
                 };
-                if self.invoices.insert(*invoice_id, Box::new(row)).is_some() {
-                    return Err(duplicate("invoices", invoice_id));
-                }
+                insert_new(&mut self.invoices, "invoices", *invoice_id, Box::new(row))?;
             }
             Event::InvoiceVoided { invoice_id, .. } => {
-                return update(invoice_id, &mut |i| {
+                if let Some(i) = self.invoices.get_mut(invoice_id) {
                     i.voided = true;
-                    Some(())
-                })
+                }
             }
             Event::PaymentSubmitted {
                 invoice_id, amount, ..
             } => {
-                return update(invoice_id, &mut |i| {
-                    i.pending_minor = i.pending_minor.checked_add(amount.minor_units())?;
-                    Some(())
-                })
+                if let Some(i) = self.invoices.get_mut(invoice_id) {
+                    add(&mut i.pending_minor, amount.minor_units())?;
+                }
             }
             Event::PaymentSettled {
                 invoice_id, amount, ..
             } => {
-                return update(invoice_id, &mut |i| {
-                    i.pending_minor = i.pending_minor.checked_sub(amount.minor_units())?;
-                    i.settled_minor = i.settled_minor.checked_add(amount.minor_units())?;
-                    Some(())
-                })
+                if let Some(i) = self.invoices.get_mut(invoice_id) {
+                    sub(&mut i.pending_minor, amount.minor_units())?;
+                    add(&mut i.settled_minor, amount.minor_units())?;
+                }
             }
             Event::PaymentFailed {
                 invoice_id, amount, ..
             } => {
-                return update(invoice_id, &mut |i| {
-                    i.pending_minor = i.pending_minor.checked_sub(amount.minor_units())?;
-                    Some(())
-                })
+                if let Some(i) = self.invoices.get_mut(invoice_id) {
+                    sub(&mut i.pending_minor, amount.minor_units())?;
+                }
             }
             Event::PaymentRefunded {
                 invoice_id, amount, ..
             } => {
-                return update(invoice_id, &mut |i| {
-                    i.settled_minor = i.settled_minor.checked_sub(amount.minor_units())?;
-                    Some(())
-                })
+                if let Some(i) = self.invoices.get_mut(invoice_id) {
+                    sub(&mut i.settled_minor, amount.minor_units())?;
+                }
             }
             _ => {}
         }
@@ -392,11 +374,9 @@ impl MemoryFold for InvoicesMemory {
                     if !i.voided {
                         s.0 += 1;
                         s.1 += i64::from(i.total_minor > i.settled_minor);
-                        s.2 = i
-                            .total_minor
-                            .checked_sub(i.settled_minor)
-                            .and_then(|unpaid| s.2.checked_add(unpaid))
-                            .ok_or_else(|| "integer overflow".to_owned())?;
+                        let mut unpaid = i.total_minor;
+                        sub(&mut unpaid, i.settled_minor)?;
+                        add(&mut s.2, unpaid)?;
                     }
                 }
                 for ((firm, client, currency), (total, unpaid, unpaid_minor)) in summaries {

@@ -9,7 +9,7 @@ use portico_domain::ids::{ClientId, FirmId, InvoiceId, PaymentId, SubmissionId};
 use portico_domain::Event;
 
 use crate::db::Arg;
-use crate::memory::{duplicate, sorted, Cell, Interner, MemoryFold, RowSink};
+use crate::memory::{add, insert_new, sorted, Cell, Interner, MemoryFold, RowSink};
 use crate::projector::{stmt, Envelope, Projector, Stmt, TableDef};
 
 #[derive(Debug)]
@@ -190,9 +190,7 @@ impl MemoryFold for PaymentsMemory {
                     refunded_at: None,
                     actor: self.shared.get(&e.metadata.actor),
                 };
-                if self.payments.insert(*payment_id, Box::new(row)).is_some() {
-                    return Err(duplicate("payments", payment_id));
-                }
+                insert_new(&mut self.payments, "payments", *payment_id, Box::new(row))?;
             }
             Event::PaymentSettled { payment_id, .. } => {
                 if let Some(p) = self.payments.get_mut(payment_id) {
@@ -213,10 +211,7 @@ impl MemoryFold for PaymentsMemory {
                 payment_id, amount, ..
             } => {
                 if let Some(p) = self.payments.get_mut(payment_id) {
-                    p.refunded_minor = p
-                        .refunded_minor
-                        .checked_add(amount.minor_units())
-                        .ok_or_else(|| "integer overflow".to_owned())?;
+                    add(&mut p.refunded_minor, amount.minor_units())?;
                     p.refunded_at = at();
                     if p.refunded_minor >= p.amount_minor {
                         p.status = "refunded";

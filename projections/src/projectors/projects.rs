@@ -7,7 +7,7 @@ use portico_domain::ids::{ClientId, FirmId, MemberId, ProjectId};
 use portico_domain::Event;
 
 use crate::db::Arg;
-use crate::memory::{duplicate, sorted, Cell, MemoryFold, RowSink};
+use crate::memory::{insert_new, sorted, Cell, MemoryFold, RowSink};
 use crate::projector::{stmt, Envelope, Projector, Stmt, TableDef};
 
 #[derive(Debug)]
@@ -166,9 +166,7 @@ impl MemoryFold for ProjectsMemory {
                     name: name.as_str().into(),
                     created_at: e.recorded_at.into(),
                 };
-                if self.projects.insert(*project_id, row).is_some() {
-                    return Err(duplicate("projects", project_id));
-                }
+                insert_new(&mut self.projects, "projects", *project_id, row)?;
             }
             Event::TeamMemberAssigned {
                 project_id,
@@ -187,16 +185,12 @@ impl MemoryFold for ProjectsMemory {
                         email: email.as_str().into(),
                         assigned_at: e.recorded_at.into(),
                     };
-                    if self
-                        .team
-                        .insert((*project_id, *member_id), Box::new(row))
-                        .is_some()
-                    {
-                        return Err(duplicate(
-                            "project_team",
-                            format!("({project_id}, {member_id})"),
-                        ));
-                    }
+                    insert_new(
+                        &mut self.team,
+                        "project_team",
+                        (*project_id, *member_id),
+                        Box::new(row),
+                    )?;
                 }
             }
             Event::TeamMemberUnassigned {
