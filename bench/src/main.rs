@@ -69,6 +69,13 @@ fn row(
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Quiet unless asked: `RUST_LOG=portico_projections=debug` shows the rebuild's phases.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     if let Some(path) = &cli.rebuild_child {
         return match rebuild::measure(path).await {
             Ok(f) => {
