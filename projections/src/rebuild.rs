@@ -180,6 +180,7 @@ pub async fn rebuild_many<S: EventStore + ?Sized, P: AsProjector>(
         _ => None,
     };
     let mut in_flight: Option<Pending> = None;
+    let started = std::time::Instant::now();
     let mut position = 0;
     let mut events = 0u64;
     loop {
@@ -215,6 +216,11 @@ pub async fn rebuild_many<S: EventStore + ?Sized, P: AsProjector>(
     if let Some(pending) = in_flight.take() {
         pending.wait().await?;
     }
+    tracing::debug!(
+        events,
+        ms = started.elapsed().as_millis(),
+        "rebuild: log read and folded"
+    );
     if let Some(writer) = &writer {
         writer.finish().wait().await?;
     }

@@ -29,7 +29,7 @@
 
 use std::path::Path;
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::Connection;
@@ -133,7 +133,11 @@ impl SqliteWriter {
         std::thread::Builder::new()
             .name("portico-sqlite-writer".to_owned())
             .spawn(move || {
-                let mut writer = Thread { conn, generations };
+                let mut writer = Thread {
+                    conn,
+                    generations,
+                    folding: Duration::ZERO,
+                };
                 for (job, reply) in queue {
                     let (result, last) = match job {
                         Job::Page(page) => (writer.page(&page), false),
@@ -280,6 +284,8 @@ fn connect(path: &Path) -> rusqlite::Result<Connection> {
 struct Thread {
     conn: Connection,
     generations: Vec<Generation>,
+    /// Time spent folding pages, reported when the rebuild finishes.
+    folding: Duration,
 }
 
 impl Thread {
@@ -292,6 +298,7 @@ impl Thread {
         let Some(last) = page.last().map(|d| d.position) else {
             return Ok(());
         };
+        let started = Instant::now();
         for g in &mut self.generations {
             let Some(fold) = &mut g.fold else { continue };
             for d in page {
@@ -299,6 +306,7 @@ impl Thread {
                     .map_err(|e| format!("at position {}: {e}", d.position))?;
             }
         }
+        self.folding += started.elapsed();
         let now = now_text();
         let tx = self.conn.transaction().map_err(|e| e.to_string())?;
         for g in &self.generations {
@@ -314,14 +322,21 @@ impl Thread {
     /// Inserts every generation's tables into the file, then creates their indexes, one
     /// transaction each, and frees the generation's fold.
     fn finish(&mut self) -> Result<(), String> {
+        tracing::debug!(
+            ms = self.folding.as_millis(),
+            "rebuild: pages folded in memory"
+        );
         for g in &mut self.generations {
             let Some(fold) = g.fold.take() else { continue };
             for (table, insert) in &g.tables {
-                insert_rows(&self.conn, fold.as_ref(), table, insert, INSERT_CHUNK)
+                let started = Instant::now();
+                let rows = insert_rows(&self.conn, fold.as_ref(), table, insert, INSERT_CHUNK)
                     .map_err(|e| format!("{table}: {e}"))?;
+                tracing::debug!(table, rows, ms = millis(started), "rebuild: rows inserted");
             }
             drop(fold);
             for index in &g.indexes {
+                let started = Instant::now();
                 let tx = self
                     .conn
                     .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -329,26 +344,32 @@ impl Thread {
                 tx.execute_batch(index)
                     .map_err(|e| format!("{index}: {e}"))?;
                 tx.commit().map_err(|e| e.to_string())?;
+                tracing::debug!(index, ms = millis(started), "rebuild: index created");
             }
         }
         Ok(())
     }
 }
 
+fn millis(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
 /// Inserts the rows `fold` has for `table` with `insert`, `chunk` rows per
-/// `BEGIN IMMEDIATE` transaction.
+/// `BEGIN IMMEDIATE` transaction, and says how many.
 fn insert_rows(
     conn: &Connection,
     fold: &dyn MemoryFold,
     table: &str,
     insert: &str,
     chunk: usize,
-) -> Result<(), String> {
+) -> Result<u64, String> {
     let sql = |e: rusqlite::Error| e.to_string();
     let mut stmt = conn.prepare(insert).map_err(sql)?;
     // Rows in the open transaction, if one is open.
     let mut open: Option<usize> = None;
     let mut id = uuid::Uuid::encode_buffer();
+    let mut inserted = 0u64;
     fold.rows(table, &mut |cells| {
         let in_tx = match open {
             Some(n) => n,
@@ -370,6 +391,7 @@ fn insert_rows(
             stmt.raw_bind_parameter(i + 1, value).map_err(sql)?;
         }
         stmt.raw_execute().map_err(sql)?;
+        inserted += 1;
         open = Some(in_tx + 1);
         if in_tx + 1 == chunk {
             conn.execute_batch("COMMIT").map_err(sql)?;
@@ -385,7 +407,7 @@ fn insert_rows(
     if open.is_some() {
         conn.execute_batch("COMMIT").map_err(sql)?;
     }
-    Ok(())
+    Ok(inserted)
 }
 
 #[cfg(test)]
@@ -445,7 +467,7 @@ mod tests {
             .collect();
         for chunk in [1, 2, 3, 5, 24, 25, 100] {
             let conn = fresh();
-            insert_rows(
+            let inserted = insert_rows(
                 &conn,
                 &Fixed(rows.clone()),
                 "t",
@@ -453,6 +475,7 @@ mod tests {
                 chunk,
             )
             .unwrap();
+            assert_eq!(inserted, 25, "chunk of {chunk}");
             assert_eq!(table(&conn), rows, "chunk of {chunk}");
             assert!(
                 conn.is_autocommit(),
