@@ -11,6 +11,8 @@ pub enum Target {
 
 pub struct Fresh {
     pub db: Db,
+    /// What `Db::connect` takes: the SQLite file's path or the PostgreSQL database's URL.
+    pub url: String,
     _dir: Option<tempfile::TempDir>,
     drop_pg: Option<(String, String)>,
 }
@@ -23,6 +25,7 @@ impl Fresh {
                 let url = dir.path().join("bench.db").to_string_lossy().into_owned();
                 Ok(Fresh {
                     db: Db::connect(&url).await?,
+                    url,
                     _dir: Some(dir),
                     drop_pg: None,
                 })
@@ -37,6 +40,7 @@ impl Fresh {
                 let url = format!("{base}/{name}");
                 Ok(Fresh {
                     db: Db::connect(&url).await?,
+                    url,
                     _dir: None,
                     drop_pg: Some((admin.clone(), name)),
                 })

@@ -26,8 +26,8 @@ struct Cli {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Also run the append workload on this PostgreSQL server (an admin URL; a database is
-    /// created and dropped per workload).
+    /// Also run the append, HTTP and bulk-pay workloads on this PostgreSQL server (an admin
+    /// URL; a database is created and dropped per workload).
     #[arg(long)]
     postgres: Option<String>,
     /// Run only these workloads (append, rebuild, http, bulk).
@@ -271,111 +271,136 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
     }
 
     if wanted(cli, "http") || wanted(cli, "bulk") {
-        let portal = http::Portal::start(None, 40).await?;
-        let (_, position) = portal.issue(1).await?;
-        portal.wait_for(position).await?;
-        if wanted(cli, "http") {
-            for endpoint in ["/v1/portal/dashboard", "/v1/portal/invoices"] {
-                eprintln!("http {endpoint} ...");
-                let url = format!("{}{endpoint}", portal.base);
-                let body = portal
-                    .http
-                    .get(&url)
-                    .bearer_auth(&portal.session)
-                    .send()
-                    .await?
-                    .bytes()
-                    .await?
-                    .to_vec();
-                let size = body.len();
-                let baseline_url = http::static_server(body).await?;
-                let duration = Duration::from_secs(sizes.http_secs);
-                let (base, real) =
-                    http::alternating(&baseline_url, &url, &portal.session, duration, 4).await?;
-                let name = format!("http{endpoint} ({size} B)");
-                rows.push(row(
-                    &name,
-                    "static handler, 64 connections, alternating (req/s)",
-                    base.rate(),
-                    None,
-                    "",
-                    None,
-                ));
-                // The latencies of a handler that does nothing, for the p99 target.
-                for (q, label) in [(0.5, "p50"), (0.99, "p99")] {
-                    rows.push(row(
-                        &name,
-                        &format!("static handler {label} (ms)"),
-                        base.latency.ms(q),
-                        None,
-                        "",
-                        None,
-                    ));
+        for (backend, target) in &targets {
+            match target {
+                Target::Sqlite => portal_workloads(cli, &sizes, backend, None, &mut rows).await?,
+                Target::Postgres(_) => {
+                    let fresh = db::Fresh::new(target).await?;
+                    let url = fresh.url.clone();
+                    let outcome =
+                        portal_workloads(cli, &sizes, backend, Some(url), &mut rows).await;
+                    fresh.close().await;
+                    outcome?;
                 }
-                rows.push(row(
-                    &name,
-                    "Portico, 64 connections (req/s)",
-                    real.rate(),
-                    Some(base.rate()),
-                    ">= 0.3 x static",
-                    Some(real.rate() >= 0.3 * base.rate()),
-                ));
-                rows.push(row(
-                    &name,
-                    "Portico p50 (ms)",
-                    real.latency.ms(0.5),
-                    None,
-                    "",
-                    None,
-                ));
-                rows.push(row(
-                    &name,
-                    "Portico p99 (ms)",
-                    real.latency.ms(0.99),
-                    None,
-                    "< 5 ms",
-                    Some(real.latency.ms(0.99) < 5.0),
-                ));
-                rows.push(row(
-                    &name,
-                    "Portico p99.9 (ms)",
-                    real.latency.ms(0.999),
-                    None,
-                    "",
-                    None,
-                ));
-            }
-        }
-        if wanted(cli, "bulk") {
-            for k in [1usize, 10, 100] {
-                eprintln!("bulk pay of {k} ...");
-                let mut latency = stats::Samples::default();
-                for _ in 0..sizes.bulk_reps {
-                    let (ids, position) = portal.issue(k).await?;
-                    latency.push(portal.pay(&ids, position).await?);
-                }
-                let name = format!("bulk pay/{k} invoice(s)");
-                rows.push(row(
-                    &name,
-                    "submit p50 (ms)",
-                    latency.ms(0.5),
-                    None,
-                    if k == 100 { "< 20 ms" } else { "" },
-                    (k == 100).then(|| latency.ms(0.5) < 20.0),
-                ));
-                rows.push(row(
-                    &name,
-                    "submit p99 (ms)",
-                    latency.ms(0.99),
-                    None,
-                    "",
-                    None,
-                ));
             }
         }
     }
 
     print_report(cli.json, &rows)
+}
+
+/// The HTTP and bulk-pay workloads against a Portico server on `database_url` (the
+/// embedded SQLite default when `None`).
+async fn portal_workloads(
+    cli: &Cli,
+    sizes: &Sizes,
+    backend: &str,
+    database_url: Option<String>,
+    rows: &mut Vec<Value>,
+) -> anyhow::Result<()> {
+    let portal = http::Portal::start(database_url, 40).await?;
+    let (_, position) = portal.issue(1).await?;
+    portal.wait_for(position).await?;
+    if wanted(cli, "http") {
+        for endpoint in ["/v1/portal/dashboard", "/v1/portal/invoices"] {
+            eprintln!("http {endpoint} on {backend} ...");
+            let url = format!("{}{endpoint}", portal.base);
+            let body = portal
+                .http
+                .get(&url)
+                .bearer_auth(&portal.session)
+                .send()
+                .await?
+                .bytes()
+                .await?
+                .to_vec();
+            let size = body.len();
+            let baseline_url = http::static_server(body).await?;
+            let duration = Duration::from_secs(sizes.http_secs);
+            let (base, real) =
+                http::alternating(&baseline_url, &url, &portal.session, duration, 4).await?;
+            let name = format!("http/{backend}{endpoint} ({size} B)");
+            rows.push(row(
+                &name,
+                "static handler, 64 connections, alternating (req/s)",
+                base.rate(),
+                None,
+                "",
+                None,
+            ));
+            // The latencies of a handler that does nothing, for the p99 target.
+            for (q, label) in [(0.5, "p50"), (0.99, "p99")] {
+                rows.push(row(
+                    &name,
+                    &format!("static handler {label} (ms)"),
+                    base.latency.ms(q),
+                    None,
+                    "",
+                    None,
+                ));
+            }
+            rows.push(row(
+                &name,
+                "Portico, 64 connections (req/s)",
+                real.rate(),
+                Some(base.rate()),
+                ">= 0.3 x static",
+                Some(real.rate() >= 0.3 * base.rate()),
+            ));
+            rows.push(row(
+                &name,
+                "Portico p50 (ms)",
+                real.latency.ms(0.5),
+                None,
+                "",
+                None,
+            ));
+            rows.push(row(
+                &name,
+                "Portico p99 (ms)",
+                real.latency.ms(0.99),
+                None,
+                "< 5 ms",
+                Some(real.latency.ms(0.99) < 5.0),
+            ));
+            rows.push(row(
+                &name,
+                "Portico p99.9 (ms)",
+                real.latency.ms(0.999),
+                None,
+                "",
+                None,
+            ));
+        }
+    }
+    if wanted(cli, "bulk") {
+        for k in [1usize, 10, 100] {
+            eprintln!("bulk pay of {k} on {backend} ...");
+            let mut latency = stats::Samples::default();
+            for _ in 0..sizes.bulk_reps {
+                let (ids, position) = portal.issue(k).await?;
+                latency.push(portal.pay(&ids, position).await?);
+            }
+            let name = format!("bulk pay/{backend}/{k} invoice(s)");
+            rows.push(row(
+                &name,
+                "submit p50 (ms)",
+                latency.ms(0.5),
+                None,
+                if k == 100 { "< 20 ms" } else { "" },
+                (k == 100).then(|| latency.ms(0.5) < 20.0),
+            ));
+            rows.push(row(
+                &name,
+                "submit p99 (ms)",
+                latency.ms(0.99),
+                None,
+                "",
+                None,
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[allow(clippy::print_stdout)] // the report is the program's output
