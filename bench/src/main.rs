@@ -15,6 +15,8 @@ use std::time::Duration;
 use clap::Parser;
 use serde_json::{json, Value};
 
+use portico_projections::Db;
+
 use crate::db::Target;
 
 #[derive(Debug, Parser)]
@@ -39,7 +41,7 @@ struct Cli {
     rebuild_log: Option<std::path::PathBuf>,
     /// Internal: the measured half of the rebuild workload, in its own process.
     #[arg(long, hide = true)]
-    rebuild_child: Option<std::path::PathBuf>,
+    rebuild_child: Option<String>,
 }
 
 struct Sizes {
@@ -229,44 +231,25 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
                 rebuild::generate(&path, sizes.rebuild_events).await?;
             }
         }
-        eprintln!("rebuild: measuring in a child process ...");
-        let out = std::process::Command::new(std::env::current_exe()?)
-            .arg("--rebuild-child")
-            .arg(&path)
-            .output()?;
-        anyhow::ensure!(
-            out.status.success(),
-            "rebuild child failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let f: rebuild::Figures = serde_json::from_slice(&out.stdout)?;
-        let rate = f.events as f64 / f.rebuild_secs;
-        let scan = f.events as f64 / f.scan_secs;
-        rows.push(row(
-            "rebuild/sqlite",
-            &format!("raw scan + JSON decode of {} events (events/s)", f.events),
-            scan,
-            None,
-            "",
-            None,
-        ));
-        rows.push(row(
-            "rebuild/sqlite",
-            "rebuild of all read models (events/s)",
-            rate,
-            Some(scan),
-            ">= 0.3 x scan",
-            Some(rate >= 0.3 * scan),
-        ));
-        if let Some(rss) = f.peak_rss_mib {
-            rows.push(row(
-                "rebuild/sqlite",
-                "peak RSS of the rebuilding process (MiB)",
-                rss,
-                None,
-                "< 300 MiB at 1M events",
-                Some(rss < 300.0),
-            ));
+        for (backend, target) in &targets {
+            let figures = match target {
+                Target::Sqlite => rebuild_in_child(&path.to_string_lossy())?,
+                Target::Postgres(_) => {
+                    let fresh = db::Fresh::new(target).await?;
+                    let outcome = async {
+                        let Db::Postgres(pool) = &fresh.db else {
+                            unreachable!("a PostgreSQL target")
+                        };
+                        eprintln!("rebuild: copying the log into PostgreSQL ...");
+                        rebuild::copy_to_postgres(&path, pool).await?;
+                        rebuild_in_child(&fresh.url)
+                    }
+                    .await;
+                    fresh.close().await;
+                    outcome?
+                }
+            };
+            rebuild_rows(backend, &figures, &mut rows);
         }
     }
 
@@ -287,6 +270,54 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
     }
 
     print_report(cli.json, &rows)
+}
+
+/// Runs the measured half of the rebuild workload on `database` in a child process, so
+/// its peak memory is its own.
+fn rebuild_in_child(database: &str) -> anyhow::Result<rebuild::Figures> {
+    eprintln!("rebuild: measuring in a child process ...");
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .arg("--rebuild-child")
+        .arg(database)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "rebuild child failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+fn rebuild_rows(backend: &str, f: &rebuild::Figures, rows: &mut Vec<Value>) {
+    let name = format!("rebuild/{backend}");
+    let rate = f.events as f64 / f.rebuild_secs;
+    let scan = f.events as f64 / f.scan_secs;
+    rows.push(row(
+        &name,
+        &format!("raw scan + JSON decode of {} events (events/s)", f.events),
+        scan,
+        None,
+        "",
+        None,
+    ));
+    rows.push(row(
+        &name,
+        "rebuild of all read models (events/s)",
+        rate,
+        Some(scan),
+        ">= 0.3 x scan",
+        Some(rate >= 0.3 * scan),
+    ));
+    if let Some(rss) = f.peak_rss_mib {
+        rows.push(row(
+            &name,
+            "peak RSS of the rebuilding process (MiB)",
+            rss,
+            None,
+            "< 300 MiB at 1M events",
+            Some(rss < 300.0),
+        ));
+    }
 }
 
 /// The HTTP and bulk-pay workloads against a Portico server on `database_url` (the

@@ -57,23 +57,90 @@ pub async fn copy_log(from: &std::path::Path, to: &std::path::Path) -> anyhow::R
     Ok(())
 }
 
-/// The measured part (run in the child): scan, then rebuild all read models.
-pub async fn measure(path: &std::path::Path) -> anyhow::Result<Figures> {
-    let db = Db::connect(&path.to_string_lossy()).await?;
-    let store = db.event_store().await?;
-    let Db::Sqlite(pool) = &db else {
-        anyhow::bail!("the rebuild workload runs on SQLite")
+/// One stored event, as the SQLite log holds it.
+#[derive(Debug, sqlx::FromRow)]
+struct LogRow {
+    global_position: i64,
+    stream_id: String,
+    stream_version: i64,
+    event_id: String,
+    event_type: String,
+    schema_version: i32,
+    data: String,
+    metadata: String,
+    recorded_at: String,
+    hash: Vec<u8>,
+}
+
+/// Copies the events of the SQLite log in `from` into the fresh PostgreSQL database behind
+/// `to` (in position order, so they keep their order), then analyzes the table.
+pub async fn copy_to_postgres(from: &std::path::Path, to: &sqlx::PgPool) -> anyhow::Result<()> {
+    const PAGE: i64 = 10_000;
+    let db = Db::connect(&from.to_string_lossy()).await?;
+    let Db::Sqlite(source) = &db else {
+        anyhow::bail!("the rebuild log is a SQLite file")
     };
-    let started = Instant::now();
-    let mut rows = sqlx::query("SELECT data FROM events ORDER BY global_position").fetch(pool);
-    let mut events = 0i64;
-    while let Some(row) = rows.try_next().await? {
-        let data: String = row.try_get(0)?;
-        let value: serde_json::Value = serde_json::from_str(&data)?;
-        std::hint::black_box(value);
-        events += 1;
+    let mut after = 0i64;
+    loop {
+        let page: Vec<LogRow> = sqlx::query_as(
+            "SELECT global_position, stream_id, stream_version, event_id, event_type, \
+             schema_version, data, metadata, recorded_at, hash FROM events \
+             WHERE global_position > $1 ORDER BY global_position LIMIT $2",
+        )
+        .bind(after)
+        .bind(PAGE)
+        .fetch_all(source)
+        .await?;
+        let Some(last) = page.last() else { break };
+        after = last.global_position;
+        let text = |f: fn(&LogRow) -> &str| page.iter().map(f).collect::<Vec<&str>>();
+        sqlx::query(
+            "INSERT INTO events (stream_id, stream_version, event_id, event_type, schema_version, \
+             data, metadata, recorded_at, hash) \
+             SELECT s, v, e::uuid, t, sv, d, m, r::timestamptz, h \
+             FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::int[], $6::text[], \
+                         $7::text[], $8::text[], $9::bytea[]) AS u(s, v, e, t, sv, d, m, r, h)",
+        )
+        .bind(text(|r| &r.stream_id))
+        .bind(page.iter().map(|r| r.stream_version).collect::<Vec<_>>())
+        .bind(text(|r| &r.event_id))
+        .bind(text(|r| &r.event_type))
+        .bind(page.iter().map(|r| r.schema_version).collect::<Vec<_>>())
+        .bind(text(|r| &r.data))
+        .bind(text(|r| &r.metadata))
+        .bind(text(|r| &r.recorded_at))
+        .bind(page.iter().map(|r| r.hash.as_slice()).collect::<Vec<_>>())
+        .execute(to)
+        .await?;
     }
-    drop(rows);
+    source.close().await;
+    sqlx::query("ANALYZE events").execute(to).await?;
+    Ok(())
+}
+
+/// The measured part (run in the child, on a SQLite file or a PostgreSQL URL): a scan that
+/// decodes every payload, then a rebuild of all read models.
+pub async fn measure(database: &str) -> anyhow::Result<Figures> {
+    let db = Db::connect(database).await?;
+    let store = db.event_store().await?;
+    let started = Instant::now();
+    let sql = "SELECT data FROM events ORDER BY global_position";
+    let mut events = 0i64;
+    macro_rules! scan {
+        ($pool:expr) => {{
+            let mut rows = sqlx::query(sql).fetch($pool);
+            while let Some(row) = rows.try_next().await? {
+                let data: String = row.try_get(0)?;
+                let value: serde_json::Value = serde_json::from_str(&data)?;
+                std::hint::black_box(value);
+                events += 1;
+            }
+        }};
+    }
+    match &db {
+        Db::Sqlite(pool) => scan!(pool),
+        Db::Postgres(pool) => scan!(pool),
+    }
     let scan_secs = started.elapsed().as_secs_f64();
     let runner = Runner::new(db.clone(), store.clone(), projectors::all());
     for p in runner.projectors() {
