@@ -28,8 +28,8 @@ struct Cli {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     json: bool,
-    /// Also run the append, HTTP and bulk-pay workloads on this PostgreSQL server (an admin
-    /// URL; a database is created and dropped per workload).
+    /// Also run every workload on this PostgreSQL server (an admin URL; a database is
+    /// created and dropped per workload).
     #[arg(long)]
     postgres: Option<String>,
     /// Run only these workloads (append, rebuild, http, bulk).
@@ -39,7 +39,8 @@ struct Cli {
     /// runs (it is generated there when missing or short). Each run rebuilds a copy.
     #[arg(long)]
     rebuild_log: Option<std::path::PathBuf>,
-    /// Internal: the measured half of the rebuild workload, in its own process.
+    /// Internal: the measured half of the rebuild workload, in its own process, on this
+    /// database (a SQLite file or a PostgreSQL URL).
     #[arg(long, hide = true)]
     rebuild_child: Option<String>,
 }
@@ -238,7 +239,7 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
                     let fresh = db::Fresh::new(target).await?;
                     let outcome = async {
                         let Db::Postgres(pool) = &fresh.db else {
-                            unreachable!("a PostgreSQL target")
+                            anyhow::bail!("a PostgreSQL target opened another database")
                         };
                         eprintln!("rebuild: copying the log into PostgreSQL ...");
                         rebuild::copy_to_postgres(&path, pool).await?;
