@@ -277,14 +277,16 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
 /// its peak memory is its own.
 fn rebuild_in_child(database: &str) -> anyhow::Result<rebuild::Figures> {
     eprintln!("rebuild: measuring in a child process ...");
+    // The child's stderr (its errors, and its tracing with RUST_LOG) goes to ours.
     let out = std::process::Command::new(std::env::current_exe()?)
         .arg("--rebuild-child")
         .arg(database)
+        .stderr(std::process::Stdio::inherit())
         .output()?;
     anyhow::ensure!(
         out.status.success(),
-        "rebuild child failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        "the rebuild child failed ({}); its errors are above",
+        out.status
     );
     Ok(serde_json::from_slice(&out.stdout)?)
 }

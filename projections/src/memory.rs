@@ -1,10 +1,10 @@
-//! Folds kept in memory, for rebuilds on SQLite.
+//! Folds kept in memory, for rebuilds (on a SQLite file and on PostgreSQL).
 //!
 //! A projector's statements fold one event at a time into its tables: what the live
 //! runner needs, but at 1M events a rebuild spent most of its time running one to three
 //! statements per event and projector. A [`MemoryFold`] leaves the same rows in plain maps
 //! instead, and hands them over once, in primary-key order, to be inserted into the new
-//! generation (`sqlite_writer`). It must leave exactly the rows the statements would:
+//! generation (`sqlite_writer`, `pg_writer`). It must leave exactly the rows the statements would:
 //! `rebuilt_from_zero_equals_built_incrementally` and the replay proptests compare a
 //! rebuild, which folds in memory, with the runner's statement-by-statement fold.
 //!

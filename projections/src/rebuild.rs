@@ -11,6 +11,7 @@ use std::sync::Arc;
 use portico_store::EventStore;
 
 use crate::db::Db;
+use crate::pg_writer::{PgGeneration, PgWriter};
 use crate::projector::{Fold, Projector, TableSet};
 use crate::runner::{checkpoint, decode_payloads, fold_batch, lock, now_text, ProjectionResult};
 use crate::sqlite_writer::{Generation, Pending, SqliteReader, SqliteWriter};
@@ -147,25 +148,33 @@ pub async fn rebuild_many<S: EventStore + ?Sized, P: AsProjector>(
 ) -> ProjectionResult<Vec<RebuildReport>> {
     // On a SQLite file, projectors that fold in memory are rebuilt on a writer thread
     // (see `sqlite_writer`), which fills their tables and then creates their indexes:
-    // while it folds one page, the next is read and decoded here. The others fold each
-    // page with their statements.
+    // while it folds one page, the next is read and decoded here. On PostgreSQL they fold
+    // in memory too, and their tables are filled with `COPY` (see `pg_writer`). The others
+    // fold each page with their statements.
     let file = match db {
         Db::Sqlite(pool) => {
             Some(pool.connect_options().get_filename().to_owned()).filter(|f| f.is_file())
         }
         Db::Postgres(_) => None,
     };
+    let folds_in_memory = file.is_some() || db.is_postgres();
     let mut builds = Vec::with_capacity(projectors.len());
     // Which of `builds` the writer folds.
     let mut in_memory = Vec::with_capacity(projectors.len());
     let mut generations = Vec::new();
+    let mut pg_generations = Vec::new();
     for p in projectors {
         let p = p.projector();
-        let memory = file.is_some() && p.memory().is_some();
+        let memory = folds_in_memory && p.memory().is_some();
         let (generation, tables, indexes) = start(db, p, memory).await?;
         let row = rebuild_row(p);
         if memory {
-            generations.extend(Generation::new(p, &row, &tables, indexes));
+            match db {
+                Db::Sqlite(_) => generations.extend(Generation::new(p, &row, &tables, indexes)),
+                Db::Postgres(_) => {
+                    pg_generations.extend(PgGeneration::new(p, &row, &tables, indexes));
+                }
+            }
         }
         builds.push((p, row, generation, tables));
         in_memory.push(memory);
@@ -173,6 +182,10 @@ pub async fn rebuild_many<S: EventStore + ?Sized, P: AsProjector>(
     let writer = match &file {
         Some(file) => SqliteWriter::open(file, generations)?,
         None => None,
+    };
+    let mut pg_writer = match db {
+        Db::Postgres(pool) => PgWriter::new(pool.clone(), pg_generations),
+        Db::Sqlite(_) => None,
     };
     // A log in a SQLite file is read with a connection of the rebuild's own.
     let mut reader = match store.sqlite_file() {
@@ -202,7 +215,10 @@ pub async fn rebuild_many<S: EventStore + ?Sized, P: AsProjector>(
             if let Some(pending) = in_flight.take() {
                 pending.wait().await?;
             }
-            in_flight = Some(writer.submit(decoded));
+            in_flight = Some(writer.submit(decoded.clone()));
+        }
+        if let Some(pg_writer) = &mut pg_writer {
+            pg_writer.submit(decoded).await?;
         }
         position = last;
         let head = store.head().await?;
@@ -223,6 +239,9 @@ pub async fn rebuild_many<S: EventStore + ?Sized, P: AsProjector>(
     );
     if let Some(writer) = &writer {
         writer.finish().wait().await?;
+    }
+    if let Some(pg_writer) = pg_writer {
+        pg_writer.finish().await?;
     }
     for ((p, _, _, tables), memory) in builds.iter_mut().zip(&in_memory) {
         if !memory {
