@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use crate::projector::Envelope;
+use crate::projector::{Envelope, Projector, TableSet};
 
 /// One column's value in a row handed over by [`MemoryFold::rows`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -119,4 +119,18 @@ impl Interner {
         self.0.insert(shared.clone());
         shared
     }
+}
+
+/// For each of `projector`'s tables that `tables` names: its logical name and the statement
+/// `write` makes from its physical name and columns (the one a rebuild writes its rows with).
+pub(crate) fn write_statements(
+    projector: &dyn Projector,
+    tables: &TableSet,
+    write: impl Fn(&str, &[&str]) -> String,
+) -> Vec<(&'static str, String)> {
+    projector
+        .tables()
+        .iter()
+        .filter_map(|t| Some((t.name, write(tables.physical(t.name)?, t.columns))))
+        .collect()
 }

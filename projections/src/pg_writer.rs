@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
-use crate::memory::{Cell, MemoryFold};
+use crate::memory::{write_statements, Cell, MemoryFold};
 use crate::projector::{Projector, TableSet};
 use crate::runner::{now_text, Decoded, ProjectionError, ProjectionResult};
 
@@ -48,15 +48,9 @@ impl PgGeneration {
         indexes: Vec<String>,
     ) -> Option<Self> {
         let fold = projector.memory()?;
-        let tables = projector
-            .tables()
-            .iter()
-            .filter_map(|t| {
-                let physical = tables.physical(t.name)?;
-                let copy = format!("COPY {physical} ({}) FROM STDIN", t.columns.join(", "));
-                Some((t.name, copy))
-            })
-            .collect();
+        let tables = write_statements(projector, tables, |physical, columns| {
+            format!("COPY {physical} ({}) FROM STDIN", columns.join(", "))
+        });
         Some(Self {
             fold,
             row: row.to_owned(),

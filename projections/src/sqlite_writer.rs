@@ -35,7 +35,7 @@ use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use crate::memory::{Cell, MemoryFold};
+use crate::memory::{write_statements, Cell, MemoryFold};
 use crate::projector::{Projector, TableSet};
 use crate::runner::{decode_payloads, now_text, Decoded, ProjectionError, ProjectionResult};
 
@@ -65,22 +65,16 @@ impl Generation {
         indexes: Vec<String>,
     ) -> Option<Self> {
         let fold = projector.memory()?;
-        let tables = projector
-            .tables()
-            .iter()
-            .filter_map(|t| {
-                let physical = tables.physical(t.name)?;
-                let marks = (1..=t.columns.len())
-                    .map(|i| format!("?{i}"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let insert = format!(
-                    "INSERT INTO {physical} ({}) VALUES ({marks})",
-                    t.columns.join(", ")
-                );
-                Some((t.name, insert))
-            })
-            .collect();
+        let tables = write_statements(projector, tables, |physical, columns| {
+            let marks = (1..=columns.len())
+                .map(|i| format!("?{i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!(
+                "INSERT INTO {physical} ({}) VALUES ({marks})",
+                columns.join(", ")
+            )
+        });
         Some(Self {
             fold: Some(fold),
             row: row.to_owned(),
