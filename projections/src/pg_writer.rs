@@ -179,7 +179,8 @@ impl PgWriter {
                 .map_err(|e| ProjectionError::Task(format!("a rebuild's rows failed: {e}")))?;
             match (copied, encoded) {
                 (Ok(()), Ok(())) => {}
-                (Err(e), Err(stopped)) if stopped == COPY_STOPPED => return Err(e),
+                // The encoder stopped because the COPY failed: the COPY's error says why.
+                (Err(e), Err(stopped)) if stopped.ends_with(COPY_STOPPED) => return Err(e),
                 (_, Err(e)) => return Err(ProjectionError::Task(e)),
                 (Err(e), Ok(())) => return Err(e),
             }
