@@ -4,9 +4,10 @@
 //! runner needs, but at 1M events a rebuild spent most of its time running one to three
 //! statements per event and projector. A [`MemoryFold`] leaves the same rows in plain maps
 //! instead, and hands them over once, in primary-key order, to be inserted into the new
-//! generation (`sqlite_writer`, `pg_writer`). It must leave exactly the rows the statements would:
-//! `rebuilt_from_zero_equals_built_incrementally` and the replay proptests compare a
-//! rebuild, which folds in memory, with the runner's statement-by-statement fold.
+//! generation (`sqlite_writer`, `pg_writer`). It must leave exactly the rows the
+//! statements would: `rebuilt_from_zero_equals_built_incrementally` and the replay
+//! proptests compare a rebuild, which folds in memory, with the runner's
+//! statement-by-statement fold (on both backends).
 //!
 //! Where a statement would fail (a second row for a primary key), the fold fails the
 //! rebuild the same way; unique secondary indexes are checked when the rows are inserted.

@@ -22,10 +22,10 @@
 //!
 //! Appends wait for the file's write lock at most one chunk or one index build: at 1M
 //! events, about 0.1 s for a chunk (a table's insert time over its chunks) and 0.7 s for
-//! the biggest index (invoices by client), timed while measuring. Each page also moves the projector's `#rebuild` row in the file,
-//! so `portico-replay status` shows how far a rebuild is. A rebuild lost with the process
-//! leaves only an unfinished generation, which the next rebuild drops
-//! (`rebuild::start`).
+//! the biggest index (invoices by client), timed while measuring. Each page also moves the
+//! projector's `#rebuild` row in the file, so `portico-replay status` shows how far a
+//! rebuild is. A rebuild lost with the process leaves only an unfinished generation, which
+//! the next rebuild drops (`rebuild::start`).
 
 use std::path::Path;
 use std::sync::{mpsc, Arc};
