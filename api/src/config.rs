@@ -48,6 +48,13 @@ pub struct ServeConfig {
     /// Largest request body accepted, in bytes.
     #[arg(long, env = "PORTICO_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
+
+    /// On PostgreSQL, the longest a checked session is served from memory before it is
+    /// read again. Changes made through other replicas end a cached session as soon as
+    /// their notice arrives; this bounds how long a connection that died silently (and
+    /// so delivers no notices) can leave one standing.
+    #[arg(long, env = "PORTICO_SESSION_CACHE_MAX_AGE_MS", default_value_t = 1000)]
+    pub session_cache_max_age_ms: u64,
 }
 
 impl ServeConfig {
@@ -65,6 +72,7 @@ impl ServeConfig {
             session_idle_minutes: 30,
             session_absolute_hours: 12,
             max_body_bytes: 64 * 1024,
+            session_cache_max_age_ms: 1000,
         }
     }
 

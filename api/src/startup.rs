@@ -21,6 +21,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::auth::session_cache::{self, SessionCache};
 use crate::config::ServeConfig;
 use crate::error::ApiError;
 use crate::gateway::sandbox::SandboxGateway;
@@ -290,6 +291,19 @@ impl Application {
             let stop = shutdown_rx.clone();
             tokio::spawn(async move { sandbox.run_deliveries(leader::stopped(stop)).await })
         };
+        let (sessions, session_listener) = match &db {
+            Db::Sqlite(_) => (Arc::default(), None),
+            Db::Postgres(pool) => {
+                let cache = Arc::new(SessionCache::notified(Duration::from_millis(
+                    config.session_cache_max_age_ms,
+                )));
+                let (pool, listening, stop) = (pool.clone(), cache.clone(), shutdown_rx.clone());
+                let task = tokio::spawn(async move {
+                    session_cache::listen(&pool, &listening, leader::stopped(stop)).await;
+                });
+                (cache, Some(task))
+            }
+        };
         let state = AppState {
             db,
             store,
@@ -301,7 +315,7 @@ impl Application {
             metrics: Arc::new(Metrics::new()),
             settings: Arc::new(settings),
             views: Arc::default(),
-            sessions: Arc::default(),
+            sessions,
         };
         let router = router(state.clone(), config.max_body_bytes);
         let reconciler = {
@@ -314,7 +328,10 @@ impl Application {
             router,
             state,
             shutdown,
-            background: vec![leader_task, deliveries, reconciler],
+            background: [leader_task, deliveries, reconciler]
+                .into_iter()
+                .chain(session_listener)
+                .collect(),
             _serve_lock: serve_lock,
         })
     }
@@ -328,8 +345,8 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves, then finishes the requests in flight and stops the
-    /// projector runner, the gateway's webhook deliveries and the stranded-payment
-    /// reconciler.
+    /// projector runner, the gateway's webhook deliveries, the stranded-payment reconciler
+    /// and (on PostgreSQL) the session listener.
     pub async fn run_until(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,

@@ -39,7 +39,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub settings: Arc<Settings>,
     pub views: Arc<crate::views_cache::ViewCache>,
-    /// Checked sessions, where this process sees every change to them (SQLite).
+    /// Checked sessions (`auth::session_cache`).
     pub sessions: Arc<crate::auth::session_cache::SessionCache>,
 }
 

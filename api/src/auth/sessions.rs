@@ -246,7 +246,7 @@ fn instant(s: &str) -> Option<DateTime<Utc>> {
 /// The session row of `token_hash`: from the cache where it may serve (see
 /// `session_cache`), else from the database. `None`: no such session, or a malformed one.
 async fn session_row(state: &AppState, token_hash: &str) -> ApiResult<Option<SessionRow>> {
-    let cacheable = !state.db.is_postgres() && *state.leader.borrow();
+    let cacheable = *state.leader.borrow();
     let progress = state.runner.position();
     if cacheable {
         if let Some(row) = state.sessions.get(token_hash, progress) {

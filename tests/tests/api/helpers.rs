@@ -29,6 +29,8 @@ pub struct TestApp {
     pub state: AppState,
     pub clock: Arc<FixedClock>,
     pub outbox: PathBuf,
+    /// The PostgreSQL database's URL, when it runs on one.
+    pub database_url: Option<String>,
     _data: tempfile::TempDir,
     _postgres: Option<PgTestDatabase>,
 }
@@ -44,11 +46,18 @@ pub async fn spawn_on(backend: Backend) -> Option<TestApp> {
     spawn_with(backend, |_| {}).await
 }
 
-pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut ServeConfig)) -> Option<TestApp> {
-    let data = tempfile::tempdir().unwrap();
+/// The tests' settings: the test webhook secret, and payments that settle only when a
+/// test sends the webhook.
+fn config_in(data: &tempfile::TempDir) -> ServeConfig {
     let mut config = ServeConfig::for_data_dir(data.path().to_path_buf());
     config.webhook_secret = Some(WEBHOOK_SECRET.into());
     config.sandbox_settle_delay_ms = 3_600_000;
+    config
+}
+
+pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut ServeConfig)) -> Option<TestApp> {
+    let data = tempfile::tempdir().unwrap();
+    let mut config = config_in(&data);
     let postgres = match backend {
         Backend::Sqlite => None,
         Backend::Postgres => {
@@ -58,6 +67,14 @@ pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut ServeConfig)) 
         }
     };
     tweak(&mut config);
+    Some(start(config, data, postgres).await)
+}
+
+async fn start(
+    config: ServeConfig,
+    data: tempfile::TempDir,
+    postgres: Option<PgTestDatabase>,
+) -> TestApp {
     let clock = Arc::new(FixedClock::at(Utc::now()));
     let app = Application::build_with_clock(&config, clock.clone())
         .await
@@ -71,11 +88,12 @@ pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut ServeConfig)) 
         state,
         clock,
         outbox: data.path().join("outbox"),
+        database_url: config.database_url.clone(),
         _data: data,
         _postgres: postgres,
     };
     test.wait_until_ready().await;
-    Some(test)
+    test
 }
 
 /// A registered firm and its API key.
@@ -92,6 +110,21 @@ pub struct Session {
 }
 
 impl TestApp {
+    /// A second server on this one's PostgreSQL database, as another replica behind the
+    /// same load balancer would be (a data folder of its own); `tweak` as for
+    /// [`spawn_with`].
+    pub async fn replica(&self, tweak: impl FnOnce(&mut ServeConfig)) -> TestApp {
+        let data = tempfile::tempdir().unwrap();
+        let mut config = config_in(&data);
+        config.database_url = Some(
+            self.database_url
+                .clone()
+                .expect("replicas share a PostgreSQL database"),
+        );
+        tweak(&mut config);
+        start(config, data, None).await
+    }
+
     async fn wait_until_ready(&self) {
         for _ in 0..200 {
             if let Ok(r) = self

@@ -12,6 +12,7 @@ mod journey;
 mod payments;
 mod races;
 mod replay;
+mod session_replicas;
 mod tenancy;
 mod views_cache;
 mod world;
