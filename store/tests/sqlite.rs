@@ -87,6 +87,7 @@ event_store_contract!(sqlite();
     concurrent_appends_lose_nothing_and_duplicate_nothing,
     a_failing_append_fails_alone_among_concurrent_ones,
     several_streams_are_read_at_once_in_the_order_asked,
+    many_streams_are_read_and_appended_at_once,
     a_tailing_reader_sees_every_event_once_in_order,
     subscribers_are_told_of_commits,
     old_schema_versions_are_upcast_on_read,

@@ -275,6 +275,56 @@ pub async fn several_streams_are_read_at_once_in_the_order_asked<H: Harness>(h: 
     assert_eq!(read[2], read_whole_stream(&store, &a).await.unwrap());
 }
 
+/// Twelve streams at once: more than the PostgreSQL store sends with a cached plan (see
+/// `plan_per_array` in `store/src/postgres.rs`), read and appended again and again,
+/// between reads of a few streams, and with a stale version among them.
+pub async fn many_streams_are_read_and_appended_at_once<H: Harness>(h: &H) {
+    let store = fresh(h).await;
+    let streams: Vec<StreamId> = (0..12).map(|_| stream("invoice")).collect();
+    let missing = stream("invoice");
+    for round in 0..8_i64 {
+        let expected = if round == 0 {
+            ExpectedVersion::NoStream
+        } else {
+            ExpectedVersion::Exact(round - 1)
+        };
+        store
+            .append(
+                streams
+                    .iter()
+                    .map(|s| to(s, expected, vec![ev(round)]))
+                    .collect(),
+            )
+            .await
+            .unwrap();
+        let mut asked = streams.clone();
+        asked.insert(5, missing.clone());
+        let read = store.read_streams(&asked).await.unwrap();
+        assert_eq!(read.len(), 13);
+        assert!(read[5].is_empty());
+        for (s, events) in asked.iter().zip(&read) {
+            assert_eq!(*events, read_whole_stream(&store, s).await.unwrap());
+        }
+        assert!(read
+            .iter()
+            .enumerate()
+            .all(|(i, e)| i == 5 || e.len() == usize::try_from(round + 1).unwrap()));
+        let few = store.read_streams(&streams[..2]).await.unwrap();
+        assert_eq!(few, read[..2]);
+    }
+    let mut stale: Vec<AppendStream> = streams
+        .iter()
+        .map(|s| to(s, ExpectedVersion::Exact(7), vec![ev(100)]))
+        .collect();
+    stale[9] = to(&streams[9], ExpectedVersion::Exact(6), vec![ev(100)]);
+    let err = store.append(stale).await;
+    assert!(
+        matches!(err, Err(StoreError::Conflict { ref stream, .. }) if *stream == streams[9]),
+        "{err:?}"
+    );
+    assert_eq!(all(&store).await.len(), 96);
+}
+
 pub async fn multi_stream_append_is_atomic<H: Harness>(h: &H) {
     let store = fresh(h).await;
     let (a, b, c) = (stream("invoice"), stream("invoice"), stream("firm"));
