@@ -1,5 +1,5 @@
 //! Prometheus metrics: request counts and latencies per route, appends, conflicts,
-//! projector lag. Each application has its own registry (tests run many in one process).
+//! projector lag, the session cache. Each application has its own registry (tests run many in one process).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,6 +21,8 @@ pub struct Metrics {
     conflicts: IntCounter,
     pub head: IntGauge,
     pub lag: IntGauge,
+    session_cache_hits: IntCounter,
+    session_cache_serving: IntGauge,
 }
 
 impl Metrics {
@@ -64,6 +66,17 @@ impl Metrics {
             "Events the slowest projector is behind",
         )
         .expect("valid metric");
+        let session_cache_hits = IntCounter::new(
+            "portico_session_cache_hits_total",
+            "Session checks answered from memory",
+        )
+        .expect("valid metric");
+        let session_cache_serving = IntGauge::new(
+            "portico_session_cache_serving",
+            "1 while checked sessions may be served from memory (on PostgreSQL: while the \
+             session listener is connected)",
+        )
+        .expect("valid metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -71,6 +84,8 @@ impl Metrics {
             Box::new(conflicts.clone()),
             Box::new(head.clone()),
             Box::new(lag.clone()),
+            Box::new(session_cache_hits.clone()),
+            Box::new(session_cache_serving.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -82,7 +97,16 @@ impl Metrics {
             conflicts,
             head,
             lag,
+            session_cache_hits,
+            session_cache_serving,
         }
+    }
+
+    /// Takes the session cache's figures: its hits so far and whether it may serve.
+    pub fn session_cache(&self, hits: u64, serving: bool) {
+        self.session_cache_hits
+            .inc_by(hits.saturating_sub(self.session_cache_hits.get()));
+        self.session_cache_serving.set(i64::from(serving));
     }
 
     pub fn appended(&self, events: usize) {

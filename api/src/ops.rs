@@ -94,6 +94,9 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             .unwrap_or(0);
         state.metrics.lag.set(lag);
     }
+    state
+        .metrics
+        .session_cache(state.sessions.hits(), state.sessions.serving());
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

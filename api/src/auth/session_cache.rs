@@ -180,6 +180,11 @@ impl SessionCache {
         row
     }
 
+    /// Whether the cache may serve now (on PostgreSQL: while its listener is connected).
+    pub fn serving(&self) -> bool {
+        self.lock().serving()
+    }
+
     /// Requests answered from the cache so far.
     pub fn hits(&self) -> u64 {
         self.hits.load(Ordering::Relaxed)

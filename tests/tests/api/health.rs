@@ -57,6 +57,12 @@ async fn metrics_count_requests_by_route_and_report_projection_lag() {
     assert!(text.contains("portico_http_requests_total{method=\"GET\",route=\"/v1/firm/invoices\",status=\"401\"} 1"), "{text}");
     assert!(text.contains("portico_projection_lag_events"));
     assert!(text.contains("portico_http_request_duration_seconds_bucket"));
+    // The embedded default sees every session write: its session cache always serves.
+    assert!(text.contains("portico_session_cache_serving 1"), "{text}");
+    assert!(
+        text.contains("portico_session_cache_hits_total 0"),
+        "{text}"
+    );
     // Ready means the read models answer; the runner flags leadership a moment after it
     // prepared them, so a loaded machine may see `leader: false` at first.
     let mut status = Value::Null;

@@ -30,6 +30,15 @@ async fn dashboard_status(app: &TestApp, token: &str) -> u16 {
         .as_u16()
 }
 
+/// Waits until `app`'s read models have every event, so that the projection progress
+/// its cached entries are keyed to stands still.
+async fn caught_up(app: &TestApp) {
+    eventually("the read models to catch up", async || {
+        app.state.store.head().await.unwrap() == app.state.runner.position()
+    })
+    .await;
+}
+
 /// Waits until `app` answers for `token` from its session cache.
 async fn served_from_cache(app: &TestApp, token: &str) {
     eventually("the session to be served from the cache", async || {
@@ -50,6 +59,17 @@ async fn two_replicas() -> Option<(TestApp, TestApp)> {
         .replica(|c| c.session_cache_max_age_ms = HOUR_MS)
         .await;
     Some((leader, other))
+}
+
+async fn metrics(app: &TestApp) -> String {
+    app.http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }
 
 async fn raw_sql(app: &TestApp, statements: &[&str]) {
@@ -75,6 +95,12 @@ async fn a_logout_through_another_replica_ends_the_session_cached_here() {
     let other = other["session"]["token"].as_str().unwrap().to_owned();
     served_from_cache(&here, &s.token).await;
     served_from_cache(&here, &other).await;
+    let text = metrics(&here).await;
+    assert!(text.contains("portico_session_cache_serving 1"), "{text}");
+    assert!(
+        !text.contains("portico_session_cache_hits_total 0"),
+        "{text}"
+    );
 
     let out = there
         .request(
@@ -107,6 +133,7 @@ async fn a_lost_listener_connection_empties_the_session_cache() {
     };
     let w = world(&here, "Acme", "ann@client.example").await;
     let s = here.activate(&w.email).await;
+    caught_up(&here).await;
     served_from_cache(&here, &s.token).await;
 
     // The session ends without a notice (triggers off for this connection), as if the
@@ -130,6 +157,13 @@ async fn a_lost_listener_connection_empties_the_session_cache() {
     .await;
     eventually("the cache to be emptied", async || {
         dashboard_status(&here, &s.token).await == 401
+    })
+    .await;
+    // Operators see it serve again once the listener is back.
+    eventually("the metric to show the cache serving", async || {
+        metrics(&here)
+            .await
+            .contains("portico_session_cache_serving 1")
     })
     .await;
     // Listening again, the cache serves again, and what it held before is gone.
