@@ -1,5 +1,6 @@
 //! Prometheus metrics: request counts and latencies per route, appends, conflicts,
-//! projector lag, the session cache. Each application has its own registry (tests run many in one process).
+//! projector lag, the session cache. Each application has its own registry (tests run
+//! many in one process).
 
 use std::sync::Arc;
 use std::time::Instant;

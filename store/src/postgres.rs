@@ -282,15 +282,15 @@ async fn begin_group(pool: PgPool, kept: Kept) -> Result<Box<dyn GroupTx>, sqlx:
 }
 
 /// A statement naming `streams` streams in one array (`stream_id = ANY($1)`), and whether
-/// it may run from the plan the connection caches for it. PostgreSQL makes that generic plan
-/// after five runs without knowing the array's length, estimating ten rows for any array,
-/// and keeps it until the table is next analyzed: made while the table was small, it scans
-/// the whole table and compares each row with every element in turn, which grows with
-/// table × array (a submission of 100 invoices read its streams in 10 ms, out of 22, on a
-/// log of 6,600 events that had been analyzed at 100). From nine elements on, a plan made
-/// for the array itself hashes it or looks each stream up in the index, as the table is
-/// now; it costs one more round trip (parse and describe) and a planning, which
-/// the one- and two-stream reads of single commands would feel and a bulk read does not.
+/// it may run from the plan the connection caches for it. PostgreSQL makes that generic
+/// plan after five runs without knowing the array's length, estimating ten rows for any
+/// array, and keeps it until the table is next analyzed: made while the table was small,
+/// it scans the whole table and compares each row with every element in turn, which grows
+/// with table × array (a submission of 100 invoices read its streams in 10 ms, out of 22,
+/// on a log of 6,600 events that had been analyzed at 100). From nine elements on, a plan
+/// made for the array itself hashes it or looks each stream up in the index, as the table
+/// is now; it costs one more round trip (parse and describe) and a planning, which the
+/// one- and two-stream reads of single commands would feel and a bulk read does not.
 ///
 /// Returns the statement's text and whether to cache it. sqlx looks a statement up by its
 /// text before it looks at `persistent`, so the uncached one is told apart by a comment.

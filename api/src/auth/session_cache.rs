@@ -30,8 +30,8 @@
 //! from before the write; [`SessionCache::put`] keeps it only if no write was told to the
 //! cache since the read began (the `writes` counter taken by [`SessionCache::stamp`]), so
 //! a logout can never be undone by a request that raced it. On PostgreSQL a logout made
-//! through another replica reaches this one when its notice does, normally within a
-//! millisecond of its commit: a request that arrives here before that is still served.
+//! through another replica reaches this one when its notice does (PostgreSQL sends it as
+//! the logout commits): a request that arrives here before the notice is still served.
 
 use std::collections::HashMap;
 use std::future::Future;
