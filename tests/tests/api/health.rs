@@ -45,15 +45,7 @@ async fn metrics_count_requests_by_route_and_report_projection_lag() {
         .send()
         .await
         .unwrap();
-    let text = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.metrics().await;
     assert!(text.contains("portico_http_requests_total{method=\"GET\",route=\"/v1/firm/invoices\",status=\"401\"} 1"), "{text}");
     assert!(text.contains("portico_projection_lag_events"));
     assert!(text.contains("portico_http_request_duration_seconds_bucket"));

@@ -183,6 +183,29 @@ impl TestApp {
         .await
     }
 
+    /// `DELETE /v1/portal/sessions/current`: a logout.
+    pub async fn logout(&self, token: &str) -> Response {
+        self.request(
+            Method::DELETE,
+            "/v1/portal/sessions/current",
+            Some(token),
+            None,
+        )
+        .await
+    }
+
+    /// The `/metrics` page.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn new_firm(&self, name: &str) -> FirmKey {
         self.new_firm_with(name, "https://cdn.example.com/logo.png", "en-US")
             .await

@@ -253,14 +253,7 @@ async fn the_whole_journey_works(app: TestApp) {
     assert_eq!(dash["unpaid_invoices"][0]["payment_pending"], false);
 
     // Logout ends the session.
-    let out = app
-        .request(
-            Method::DELETE,
-            "/v1/portal/sessions/current",
-            Some(&s.token),
-            None,
-        )
-        .await;
+    let out = app.logout(&s.token).await;
     assert_eq!(out.status(), 204);
     assert_eq!(
         app.get("/v1/portal/dashboard", &s.token).await.status(),

@@ -7,8 +7,6 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
-
 use crate::helpers::{json_ok, spawn_with, Backend, TestApp, PASSWORD};
 use crate::world::world;
 
@@ -61,17 +59,6 @@ async fn two_replicas() -> Option<(TestApp, TestApp)> {
     Some((leader, other))
 }
 
-async fn metrics(app: &TestApp) -> String {
-    app.http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 async fn raw_sql(app: &TestApp, statements: &[&str]) {
     let portico_projections::Db::Postgres(pool) = &app.state.db else {
         panic!("a PostgreSQL test");
@@ -95,21 +82,14 @@ async fn a_logout_through_another_replica_ends_the_session_cached_here() {
     let other = other["session"]["token"].as_str().unwrap().to_owned();
     served_from_cache(&here, &s.token).await;
     served_from_cache(&here, &other).await;
-    let text = metrics(&here).await;
+    let text = here.metrics().await;
     assert!(text.contains("portico_session_cache_serving 1"), "{text}");
     assert!(
         !text.contains("portico_session_cache_hits_total 0"),
         "{text}"
     );
 
-    let out = there
-        .request(
-            Method::DELETE,
-            "/v1/portal/sessions/current",
-            Some(&s.token),
-            None,
-        )
-        .await;
+    let out = there.logout(&s.token).await;
     assert_eq!(out.status(), 204);
     eventually("the logout to reach the other replica", async || {
         dashboard_status(&here, &s.token).await == 401
@@ -155,13 +135,20 @@ async fn a_lost_listener_connection_empties_the_session_cache() {
            WHERE application_name = 'portico-session-listener' AND datname = current_database()"],
     )
     .await;
+    // Operators see the cache stop serving while the listener is away (it waits a second
+    // before it connects again), then serve again once the listener is back.
+    eventually("the metric to show the cache off", async || {
+        here.metrics()
+            .await
+            .contains("portico_session_cache_serving 0")
+    })
+    .await;
     eventually("the cache to be emptied", async || {
         dashboard_status(&here, &s.token).await == 401
     })
     .await;
-    // Operators see it serve again once the listener is back.
     eventually("the metric to show the cache serving", async || {
-        metrics(&here)
+        here.metrics()
             .await
             .contains("portico_session_cache_serving 1")
     })

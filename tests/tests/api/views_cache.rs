@@ -79,14 +79,7 @@ async fn a_session_checked_before_ends_at_logout_and_only_that_one(app: TestApp)
     for token in [&s.token, &other, &s.token, &other] {
         assert_eq!(app.get("/v1/portal/dashboard", token).await.status(), 200);
     }
-    let out = app
-        .request(
-            reqwest::Method::DELETE,
-            "/v1/portal/sessions/current",
-            Some(&s.token),
-            None,
-        )
-        .await;
+    let out = app.logout(&s.token).await;
     assert_eq!(out.status(), 204);
     for _ in 0..3 {
         assert_eq!(
