@@ -121,6 +121,7 @@ on_both_backends!(
     a_projector_of_a_new_version_is_rebuilt_when_the_runner_starts,
     a_client_can_wait_for_its_own_write,
     every_kind_of_event_rebuilds_to_what_the_runner_folded,
+    a_rebuild_a_unique_index_refuses_fails_and_leaves_the_live_read_models_as_they_were,
 );
 
 async fn rebuilt_from_zero_equals_built_incrementally(env: &Env) {
@@ -439,6 +440,93 @@ async fn every_kind_of_event_rebuilds_to_what_the_runner_folded(env: &Env) {
     assert!(
         format!("{payments_rows:?}").contains("refunded"),
         "the history has a fully refunded payment"
+    );
+}
+
+/// A log the domain would never write (two invoices of one firm with the same number,
+/// appended past the domain): rebuilding every projector at once fails with the unique
+/// index's error, the live read models stay as they were, the projectors not involved still
+/// rebuild afterwards, and the failed generation is cleared by the next rebuild.
+async fn a_rebuild_a_unique_index_refuses_fails_and_leaves_the_live_read_models_as_they_were(
+    env: &Env,
+) {
+    use portico_domain::ids::{InvoiceId, ProjectId};
+    use portico_domain::values::InvoiceNumber;
+    use portico_domain::{Currency, Money};
+    use portico_projections::rebuild::rebuild_many;
+    use portico_store::{AppendStream, ExpectedVersion, Metadata, NewEvent};
+
+    env.simulate(5, 120).await;
+    let runner = env.runner();
+    runner.prepare().await.unwrap();
+    runner.catch_up().await.unwrap();
+    let mut before = BTreeMap::new();
+    for p in projectors::all() {
+        before.insert(p.name(), dump_live(&env.db, p.as_ref()).await.unwrap());
+    }
+    let firm = FirmId::new();
+    for _ in 0..2 {
+        let event = Event::InvoiceIssued {
+            firm_id: firm,
+            client_id: ClientId::new(),
+            project_id: ProjectId::new(),
+            invoice_id: InvoiceId::new(),
+            number: InvoiceNumber::parse("INV-TWICE").unwrap(),
+            issued_on: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+            due_on: NaiveDate::from_ymd_opt(2026, 12, 1).unwrap(),
+            total: Money::from_minor(100, Currency::parse("USD").unwrap()).unwrap(),
+        };
+        env.store
+            .append(vec![AppendStream {
+                stream_id: event.stream_id(),
+                expected: ExpectedVersion::Any,
+                events: vec![NewEvent::from_domain(
+                    &event,
+                    Metadata::new(Some(firm), "firm:test"),
+                )],
+            }])
+            .await
+            .unwrap();
+    }
+
+    let all = projectors::all();
+    let refused = rebuild_many(&env.db, env.store.as_ref(), &all, |_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.to_lowercase().contains("unique"),
+        "the error names the refusing index: {refused}"
+    );
+    for p in projectors::all() {
+        assert_eq!(
+            dump_live(&env.db, p.as_ref()).await.unwrap(),
+            before[p.name()],
+            "{} changed although its rebuild failed",
+            p.name()
+        );
+    }
+    // The database and its connections are still usable: a projector the duplicate does
+    // not touch rebuilds, to what a fresh replay gives.
+    let projects = projectors::by_name("projects").unwrap();
+    rebuild(&env.db, env.store.as_ref(), projects.as_ref(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        dump_live(&env.db, projects.as_ref()).await.unwrap(),
+        before["projects"]
+    );
+    // The next rebuild of the invoices drops the failed generation's tables first, then
+    // fails the same way.
+    let invoices = projectors::by_name("invoices").unwrap();
+    let again = rebuild(&env.db, env.store.as_ref(), invoices.as_ref(), |_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(again.to_lowercase().contains("unique"), "{again}");
+    assert_eq!(
+        dump_live(&env.db, invoices.as_ref()).await.unwrap(),
+        before["invoices"]
     );
 }
 
