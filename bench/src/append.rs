@@ -61,6 +61,27 @@ pub async fn sequential_pair(
     Ok((raw_total, command_total))
 }
 
+/// The group-commit target's two figures, measured the same way: the raw all-in-one
+/// transaction and the command path with `writers` concurrent writers, full size each
+/// round, alternating. Measured once, the all-in-one baseline (3,072 events, one commit)
+/// ran at 11,730 and 48,784 events/s in two full runs minutes apart while the command
+/// path's 64 writers gave 10,852 and 11,785: the baseline's one fsync decided the ratio.
+pub async fn group_pair(
+    target: &Target,
+    raw_events: usize,
+    invoices: usize,
+    writers: usize,
+    rounds: usize,
+) -> anyhow::Result<(Figures, Figures)> {
+    let mut raw_total = raw(target, raw_events, true).await?;
+    let mut command_total = command_path(target, invoices, writers).await?;
+    for _ in 1..rounds {
+        raw_total.add(raw(target, raw_events, true).await?);
+        command_total.add(command_path(target, invoices, writers).await?);
+    }
+    Ok((raw_total, command_total))
+}
+
 #[allow(clippy::expect_used)] // constant, valid names
 fn name(s: &str) -> Name {
     Name::parse("name", s).expect("valid")

@@ -138,7 +138,9 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
             let (per_event, sequential) =
                 append::sequential_pair(target, sizes.raw_events, sizes.invoices, 4).await?;
             let mut sequential = Some(sequential);
-            let one_tx = append::raw(target, sizes.raw_events, true).await?;
+            let (one_tx, group) =
+                append::group_pair(target, sizes.raw_events, sizes.invoices, 64, 4).await?;
+            let mut group = Some(group);
             rows.push(row(
                 &format!("append/{backend}"),
                 "raw insert, one transaction per event, alternating with 1 writer (events/s)",
@@ -149,16 +151,21 @@ async fn run(cli: &Cli) -> anyhow::Result<()> {
             ));
             rows.push(row(
                 &format!("append/{backend}"),
-                "raw insert, all in one transaction (events/s)",
+                "raw insert, all in one transaction, alternating with 64 writers (events/s)",
                 one_tx.rate(),
                 None,
                 "",
                 None,
             ));
             for writers in [1usize, 16, 64] {
-                let f = match sequential.take() {
-                    Some(f) if writers == 1 => f,
-                    _ => append::command_path(target, sizes.invoices, writers).await?,
+                let measured = match writers {
+                    1 => sequential.take(),
+                    64 => group.take(),
+                    _ => None,
+                };
+                let f = match measured {
+                    Some(f) => f,
+                    None => append::command_path(target, sizes.invoices, writers).await?,
                 };
                 let name = format!("append/{backend}/{writers} writer(s)");
                 rows.push(row(
