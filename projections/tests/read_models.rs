@@ -506,8 +506,13 @@ async fn a_rebuild_a_unique_index_refuses_fails_and_leaves_the_live_read_models_
             p.name()
         );
     }
+    // The failed generation's tables stay until the next rebuild of their projector.
+    let invoices = projectors::by_name("invoices").unwrap();
+    let failed = TableSet::generation(invoices.as_ref(), 1);
+    let failed_table = format!("SELECT 1 FROM {}", failed.physical("invoices").unwrap());
+    assert!(env.db.execute(&failed_table, &[]).await.is_ok());
     // The database and its connections are still usable: a projector the duplicate does
-    // not touch rebuilds, to what a fresh replay gives.
+    // not touch rebuilds, to the rows the runner had folded.
     let projects = projectors::by_name("projects").unwrap();
     rebuild(&env.db, env.store.as_ref(), projects.as_ref(), |_| {})
         .await
@@ -518,12 +523,15 @@ async fn a_rebuild_a_unique_index_refuses_fails_and_leaves_the_live_read_models_
     );
     // The next rebuild of the invoices drops the failed generation's tables first, then
     // fails the same way.
-    let invoices = projectors::by_name("invoices").unwrap();
     let again = rebuild(&env.db, env.store.as_ref(), invoices.as_ref(), |_| {})
         .await
         .unwrap_err()
         .to_string();
     assert!(again.to_lowercase().contains("unique"), "{again}");
+    assert!(
+        env.db.execute(&failed_table, &[]).await.is_err(),
+        "the first failed generation's tables were dropped"
+    );
     assert_eq!(
         dump_live(&env.db, invoices.as_ref()).await.unwrap(),
         before["invoices"]
