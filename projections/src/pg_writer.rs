@@ -21,7 +21,8 @@
 
 use std::sync::Arc;
 
-use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
+use sqlx::{PgPool, Postgres};
 
 use crate::memory::{write_statements, Cell, MemoryFold};
 use crate::projector::{Projector, TableSet};
@@ -141,30 +142,47 @@ impl PgWriter {
     ///
     /// Generations are written by two connections at once, each taking the next
     /// generation from a shared queue: `COPY` and `CREATE INDEX` keep one server process
-    /// busy each, so one connection left a core idle (see the README's Performance).
+    /// busy each, so one connection left a core idle (see the README's Performance). The
+    /// second connection only speeds the writing up: when the pool has none to give (its
+    /// acquire timed out), the first writes every generation.
     pub async fn finish(mut self) -> ProjectionResult<()> {
         self.settle().await?;
         let queue = std::sync::Mutex::new(std::collections::VecDeque::from(
             self.generations.take().unwrap_or_default(),
         ));
-        let lane = || async {
-            let mut conn = self.pool.acquire().await?;
+        // The lock is only held to take or clear, which cannot panic; a poisoned one still
+        // holds the queue.
+        let locked = || {
+            queue
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        };
+        let lane = |conn: Option<PoolConnection<Postgres>>| async {
+            let Some(mut conn) = conn else {
+                return Ok(());
+            };
             loop {
                 // The guard is dropped before the next await.
-                let next = queue.lock().map(|mut q| q.pop_front()).ok().flatten();
+                let next = locked().pop_front();
                 let Some(g) = next else {
                     return Ok(());
                 };
                 if let Err(e) = write_generation(&mut conn, g).await {
                     // The other lane takes nothing more: the rebuild has failed.
-                    if let Ok(mut q) = queue.lock() {
-                        q.clear();
-                    }
+                    locked().clear();
                     return Err(e);
                 }
             }
         };
-        let (first, second) = tokio::join!(lane(), lane());
+        let first = self.pool.acquire().await?;
+        let second = match self.pool.acquire().await {
+            Ok(conn) => Some(conn),
+            Err(e) => {
+                tracing::debug!(error = %e, "rebuild: writing on one connection");
+                None
+            }
+        };
+        let (first, second) = tokio::join!(lane(Some(first)), lane(second));
         first.and(second)
     }
 }

@@ -538,6 +538,48 @@ async fn a_rebuild_a_unique_index_refuses_fails_and_leaves_the_live_read_models_
     );
 }
 
+/// PostgreSQL only: the rebuild's second writing connection is a speed-up, not a need. On
+/// a pool of one connection that times out at once, every generation is written on the
+/// one connection and the rebuild ends equal to what the runner folded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_rebuild_on_a_pool_of_one_connection_writes_everything_on_it() {
+    let Some(env) = Env::postgres().await else {
+        return;
+    };
+    env.simulate(3, 120).await;
+    let runner = env.runner();
+    runner.prepare().await.unwrap();
+    runner.catch_up().await.unwrap();
+    let mut before = BTreeMap::new();
+    for p in projectors::all() {
+        before.insert(p.name(), dump_live(&env.db, p.as_ref()).await.unwrap());
+    }
+    let url = &env._postgres.as_ref().unwrap().url;
+    let one = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_millis(20))
+        .connect(url)
+        .await
+        .unwrap();
+    let all = projectors::all();
+    portico_projections::rebuild::rebuild_many(
+        &Db::Postgres(one),
+        env.store.as_ref(),
+        &all,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    for p in projectors::all() {
+        assert_eq!(
+            dump_live(&env.db, p.as_ref()).await.unwrap(),
+            before[p.name()],
+            "{} differs after a rebuild on one connection",
+            p.name()
+        );
+    }
+}
+
 async fn stopping_between_or_inside_batches_never_double_applies_or_skips(env: &Env) {
     env.simulate(11, 250).await;
     let runner = env.runner();
