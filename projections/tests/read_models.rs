@@ -14,7 +14,7 @@ use portico_domain::aggregate::Aggregate;
 use portico_domain::ids::{ClientId, FirmId};
 use portico_domain::invoice::{Invoice, InvoiceStatus as DomainStatus};
 use portico_domain::Event;
-use portico_projections::dump::{dump_live, fresh_replay};
+use portico_projections::dump::{dump_live, fresh_replay, Dump};
 use portico_projections::projector::TableSet;
 use portico_projections::queries::{self, ClientScope, InvoiceStatus, PaymentsOf};
 use portico_projections::rebuild::rebuild;
@@ -67,6 +67,24 @@ impl Env {
         let mut sim = Simulation::new(seed);
         sim.run(self.store.as_ref(), commands).await.unwrap();
         sim
+    }
+
+    /// Runs a simulation, folds it with the runner, and returns every projector's live
+    /// tables by name.
+    async fn simulated_and_folded(
+        &self,
+        seed: u64,
+        commands: usize,
+    ) -> BTreeMap<&'static str, Dump> {
+        self.simulate(seed, commands).await;
+        let runner = self.runner();
+        runner.prepare().await.unwrap();
+        runner.catch_up().await.unwrap();
+        let mut folded = BTreeMap::new();
+        for p in projectors::all() {
+            folded.insert(p.name(), dump_live(&self.db, p.as_ref()).await.unwrap());
+        }
+        folded
     }
 
     /// Every projector's live tables against a replay of the whole log into a scratch
@@ -456,14 +474,7 @@ async fn a_rebuild_a_unique_index_refuses_fails_and_leaves_the_live_read_models_
     use portico_projections::rebuild::rebuild_many;
     use portico_store::{AppendStream, ExpectedVersion, Metadata, NewEvent};
 
-    env.simulate(5, 120).await;
-    let runner = env.runner();
-    runner.prepare().await.unwrap();
-    runner.catch_up().await.unwrap();
-    let mut before = BTreeMap::new();
-    for p in projectors::all() {
-        before.insert(p.name(), dump_live(&env.db, p.as_ref()).await.unwrap());
-    }
+    let before = env.simulated_and_folded(5, 120).await;
     let firm = FirmId::new();
     for _ in 0..2 {
         let event = Event::InvoiceIssued {
@@ -546,14 +557,7 @@ async fn a_postgres_rebuild_on_a_pool_of_one_connection_writes_everything_on_it(
     let Some(env) = Env::postgres().await else {
         return;
     };
-    env.simulate(3, 120).await;
-    let runner = env.runner();
-    runner.prepare().await.unwrap();
-    runner.catch_up().await.unwrap();
-    let mut before = BTreeMap::new();
-    for p in projectors::all() {
-        before.insert(p.name(), dump_live(&env.db, p.as_ref()).await.unwrap());
-    }
+    let before = env.simulated_and_folded(3, 120).await;
     let url = &env._postgres.as_ref().unwrap().url;
     let one = sqlx::postgres::PgPoolOptions::new()
         .max_connections(1)
